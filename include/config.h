@@ -1,0 +1,98 @@
+/* config.h - notifyd's settings: defaults, the key = value file, NOTIFYD_* overrides.
+ *
+ * Promises: config_defaults() alone gives a working local quickstart.  A file
+ * line is "key = value" (value optionally in double quotes), blank, or a
+ * comment starting with '#'.  Every key can be overridden by the environment
+ * variable NOTIFYD_<KEY> (upper case), applied after the file.  Unknown keys,
+ * duplicate keys and bad values are errors whose message names the file and
+ * line (or the variable) and the key.  Durations accept "ms", "s", "m", "h"
+ * suffixes (bare number: seconds); sizes accept "k", "M", "G" (powers of
+ * 1024, bare number: bytes); booleans on/off, yes/no, true/false, 1/0.
+ * Strings are owned by the struct and freed by config_free().
+ */
+#ifndef NOTIFYD_CONFIG_H
+#define NOTIFYD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum config_auth { CONFIG_AUTH_NONE = 0, CONFIG_AUTH_JWT };
+enum config_log_format { CONFIG_LOG_KV = 0, CONFIG_LOG_JSON };
+enum config_log_level { CONFIG_LOG_DEBUG = 0, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONFIG_LOG_ERROR };
+
+#define CONFIG_LIST_MAX 32	/* entries in a comma-separated list */
+
+struct config_list {
+	size_t n;
+	char *item[CONFIG_LIST_MAX];
+};
+
+struct config {
+	/* HTTP / WebSocket listener */
+	char *listen_address;		/* listen_address, "127.0.0.1" */
+	uint16_t listen_port;		/* listen_port, 8081 */
+	uint32_t max_connections;	/* max_connections, 10000 */
+	uint32_t handshake_timeout_ms;	/* handshake_timeout, 10s */
+	struct config_list allowed_origins; /* allowed_origins, empty: browsers refused; "*": any */
+	enum config_auth auth;		/* auth, none | jwt */
+
+	/* WebSocket connections */
+	uint64_t ws_max_message_size;	/* ws_max_message_size, 64k: client -> server */
+	uint32_t ws_ping_interval_ms;	/* ws_ping_interval, 30s */
+	uint32_t ws_pong_timeout_ms;	/* ws_pong_timeout, 10s */
+	uint64_t ws_send_queue_max;	/* ws_send_queue_max, 4M: unsent bytes per client */
+	uint32_t ws_send_timeout_ms;	/* ws_send_timeout, 5s: age of the oldest unsent frame */
+
+	/* broker */
+	char *amqp_url;			/* amqp_url, "amqp://guest:guest@127.0.0.1:5672/" */
+	char *amqp_exchange;		/* amqp_exchange, "notifications" */
+	bool amqp_exchange_declare;	/* amqp_exchange_declare, on (off: passive check) */
+	char *amqp_queue;		/* amqp_queue, "" -> "notifyd.<hostname>" after config_finish() */
+	struct config_list amqp_bindings; /* amqp_bindings, extra binding keys, empty */
+	char *amqp_dead_letter_exchange; /* amqp_dead_letter_exchange, "" (none) */
+	uint32_t amqp_prefetch;		/* amqp_prefetch, 512 (1..65535) */
+	uint32_t amqp_heartbeat_s;	/* amqp_heartbeat, 30s (0 disables; whole seconds) */
+	uint32_t amqp_reconnect_min_ms;	/* amqp_reconnect_min, 500ms */
+	uint32_t amqp_reconnect_max_ms;	/* amqp_reconnect_max, 30s */
+
+	/* processing */
+	uint32_t workers;		/* workers, 2 (1..64) */
+	uint64_t max_message_size;	/* max_message_size, 1M: broker -> client body */
+	uint32_t drain_timeout_ms;	/* drain_timeout, 10s */
+
+	/* logging */
+	enum config_log_level log_level; /* log_level, info */
+	enum config_log_format log_format; /* log_format, kv | json */
+};
+
+/* Fill every field with its default.  Returns 0, -1 on allocation failure. */
+int config_defaults(struct config *c);
+
+/* Read a config file over the current values.  On error returns -1 and
+ * writes "FILE:LINE: KEY: what is wrong" (or "FILE: reason") into err. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Apply NOTIFYD_<KEY> variables from envp (NULL-terminated "NAME=value"
+ * strings, like environ).  An unknown NOTIFYD_ variable is an error that
+ * names it.  Returns 0 or -1 with err filled. */
+int config_apply_env(struct config *c, char *const *envp, char *err, size_t errlen);
+
+/* Cross-field checks and derived values (default queue name from the host
+ * name, reconnect_min <= reconnect_max, pong_timeout < ping_interval ...).
+ * Returns 0 or -1 with err filled. */
+int config_finish(struct config *c, char *err, size_t errlen);
+
+/* Set one key from a string, as the file and environment do.  Returns 0 or
+ * -1 with a message ("KEY: what is wrong") in err.  Used by the loaders and
+ * tests. */
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Print the effective configuration as a valid config file, one key per
+ * line, with the password of amqp_url replaced by "***". */
+void config_print(const struct config *c, FILE *out);
+
+void config_free(struct config *c);
+
+#endif

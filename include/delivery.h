@@ -1,0 +1,63 @@
+/* delivery.h - what crosses between threads on the way from broker to socket.
+ *
+ *   consumer thread --job--> workers --ready--> event loop --ack_item--> consumer
+ *                                    \--ack_item (reject)-----------------^
+ *
+ * A job owns its AMQP envelope until a worker destroys it.  A msg is built
+ * once per notification (frame header and payload in one block) and shared
+ * by every connection it is written to; its reference count is the number
+ * of writers still holding it plus one for the dispatcher while it fans out.
+ * When the count reaches zero every target writer has handed the frame to
+ * the kernel (or its connection is gone) and the delivery is acked.
+ */
+#ifndef NOTIFYD_DELIVERY_H
+#define NOTIFYD_DELIVERY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef HAVE_RABBITMQ_C_AMQP_H
+#include <rabbitmq-c/amqp.h>
+#else
+#include <amqp.h>
+#endif
+
+#include "target.h"
+
+struct dispatch;
+
+struct job {
+	uint64_t seq;		/* order of arrival across connections, from 1 */
+	uint64_t tag;		/* delivery tag on the channel of generation gen */
+	uint32_t gen;		/* broker connection generation */
+	bool redelivered;
+	uint64_t t_recv_ns;	/* CLOCK_MONOTONIC when the consumer got it */
+	amqp_envelope_t env;
+};
+
+struct msg {
+	atomic_uint refs;
+	uint32_t gen;
+	uint64_t tag;
+	uint64_t t_recv_ns;
+	uint32_t targets;	/* connections it was queued to */
+	struct dispatch *owner;
+	struct target target;
+	size_t frame_len;
+	uint8_t frame[];	/* unmasked text frame: header then the body */
+};
+
+struct ready {
+	uint64_t seq;
+	struct msg *msg;	/* NULL: the delivery was rejected, only the seq moves on */
+};
+
+struct ack_item {
+	uint64_t tag;
+	uint32_t gen;
+	uint8_t kind;		/* enum ack_kind */
+};
+
+#endif

@@ -1,0 +1,55 @@
+/* notifyd.h - the gateway: everything the event loop thread owns, passed
+ * explicitly to the modules that run on it (HTTP, WebSocket connections,
+ * dispatch).  Other threads never touch it; they talk to the loop through
+ * the queues named in delivery.h.
+ */
+#ifndef NOTIFYD_NOTIFYD_H
+#define NOTIFYD_NOTIFYD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn_registry.h"
+#include "stats.h"
+
+struct event_base;
+struct event;
+struct dispatch;
+struct http_server;
+struct xqueue;
+
+enum broker_state {
+	BROKER_CONNECTING = 0,
+	BROKER_CONSUMING,
+	BROKER_RECONNECTING,
+	BROKER_STOPPED
+};
+
+/* What the consumer thread tells the loop about the broker (by queue). */
+struct broker_status {
+	enum broker_state state;
+	bool cancelled;		/* consuming stopped for shutdown */
+	bool drained;		/* ... and every delivery taken is settled */
+	char error[160];
+};
+
+struct gateway {
+	const struct config *cfg;
+	struct event_base *base;
+	struct stats *stats;
+	struct conn_registry reg;
+	struct dispatch *dispatch;
+	struct http_server *http;
+	struct xqueue *ackq;		/* to the consumer thread */
+	struct broker_status broker;	/* the loop's copy, for /health */
+	uint64_t started_ms;
+	uint64_t next_conn_id;
+	bool draining;			/* shutting down: no new clients */
+};
+
+uint64_t notifyd_now_ms(void);
+uint64_t notifyd_now_ns(void);
+const char *broker_state_name(enum broker_state s);
+
+#endif

@@ -1,0 +1,54 @@
+/* target.h - who a notification is for, from its routing key or its body.
+ *
+ * Promises: the contract's routing rules, with no I/O and no allocation.
+ * "user.<id>" names one user, "broadcast" everyone; any other key defers to
+ * the body's "user_id" (string or integer) or "broadcast": true.
+ * A user id is 1..TARGET_ID_MAX bytes of valid UTF-8 with no control
+ * characters (< 0x20 or 0x7f).
+ */
+#ifndef NOTIFYD_TARGET_H
+#define NOTIFYD_TARGET_H
+
+#include <stddef.h>
+
+#define TARGET_ID_MAX 128
+
+struct cJSON;
+
+enum target_kind {
+	TARGET_NONE = 0,	/* the routing key does not decide: look at the body */
+	TARGET_USER,
+	TARGET_BROADCAST
+};
+
+enum target_error {
+	TARGET_OK = 0,
+	TARGET_BAD_ID = -1,	/* a user id that breaks the rules above */
+	TARGET_MISSING = -2,	/* body has neither user_id nor broadcast:true */
+	TARGET_BAD_FIELD = -3	/* user_id of a wrong type, broadcast not a boolean ... */
+};
+
+struct target {
+	enum target_kind kind;
+	size_t id_len;
+	char id[TARGET_ID_MAX + 1];	/* NUL-terminated when kind == TARGET_USER */
+};
+
+/* Check a user id against the rules above: 1 if valid, else 0. */
+int target_id_valid(const char *id, size_t len);
+
+/* From a routing key of len bytes (not NUL-terminated).  Sets t->kind to
+ * TARGET_NONE (look at the body), TARGET_USER or TARGET_BROADCAST.
+ * Returns TARGET_OK or TARGET_BAD_ID ("user." with an empty or invalid id). */
+int target_from_routing_key(const char *key, size_t len, struct target *t);
+
+/* From a parsed JSON body (must be an object).  "user_id": a string, or an
+ * integer in [-(2^53), 2^53] written in decimal; "broadcast": true.  When both
+ * are present, user_id wins.  Returns TARGET_OK, TARGET_MISSING,
+ * TARGET_BAD_FIELD or TARGET_BAD_ID. */
+int target_from_body(const struct cJSON *obj, struct target *t);
+
+/* Short static name of an error, for logs and metrics labels. */
+const char *target_strerror(int err);
+
+#endif

@@ -1,0 +1,58 @@
+/* ws_conn.h - one WebSocket connection after the upgrade, on the event loop.
+ *
+ * Promises: takes the connection over from evhttp in place (libevent 2.1 has
+ * no detach call; see shared/libraries.md), reads client frames through
+ * ws_reader (answering pings, honouring the close handshake, failing the
+ * connection with the right close code), pings on ws_ping_interval and drops
+ * a peer that does not answer within ws_pong_timeout.
+ * Writing: a notification's frame is referenced, not copied, into the
+ * output buffer; the reference is released when libevent has written it to
+ * the socket or freed the buffer, which is what lets the dispatcher ack.
+ * A client whose unsent bytes would pass ws_send_queue_max, or whose oldest
+ * unsent frame is older than ws_send_timeout, is closed with 1013: it gets
+ * nothing new, its pending frames are released within a grace period, and
+ * it never slows anyone else.
+ * Freed only by itself (peer gone, close done, sweep deadline) or by
+ * ws_conn_free(); never while the caller iterates, since send and close only
+ * mark state.
+ */
+#ifndef NOTIFYD_WS_CONN_H
+#define NOTIFYD_WS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn_registry.h"
+
+struct evhttp_request;
+struct gateway;
+struct msg;
+struct ws_conn;
+
+/* Answer 101 and take over the connection of req for user id.  key is the
+ * client's Sec-WebSocket-Key (already validated).  Returns the connection,
+ * or NULL after answering an error itself. */
+struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
+    const char *key, const char *user, size_t user_len);
+
+/* Queue msg's frame.  Returns 1 when queued, 0 when the connection takes
+ * no more data (closing, or it just overflowed and is being closed). */
+int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms);
+
+/* Start the close handshake with code (e.g. 1001 at shutdown). */
+void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
+
+/* Timers: pings, pong and close deadlines, the age of unsent frames.  May
+ * free c. */
+void ws_conn_sweep(struct ws_conn *c, uint64_t now_ms);
+
+/* Close the TCP connection now. */
+void ws_conn_free(struct ws_conn *c, const char *why);
+
+static inline struct ws_conn *ws_conn_from_links(struct conn_links *l)
+{
+	return (struct ws_conn *)(void *)l;
+}
+
+#endif

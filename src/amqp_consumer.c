@@ -1,0 +1,576 @@
+#include "autoconfig.h"
+
+#include "amqp_consumer.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_RABBITMQ_C_AMQP_H
+#include <rabbitmq-c/amqp.h>
+#include <rabbitmq-c/ssl_socket.h>
+#include <rabbitmq-c/tcp_socket.h>
+#else
+#include <amqp.h>
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#endif
+
+#include "ack_window.h"
+#include "delivery.h"
+#include "log.h"
+#include "notifyd.h"
+#include "xqueue.h"
+
+#define CHANNEL 1
+#define ACK_BATCH 512
+#define CONNECT_TIMEOUT_S 5
+
+struct amqp_consumer {
+	const struct config *cfg;
+	struct stats *stats;
+	struct xqueue *jobq, *ackq, *statusq;
+	int ctl_fd;
+	atomic_int command;
+	pthread_t thread;
+
+	/* Everything below belongs to the consumer thread alone. */
+	amqp_connection_state_t conn;
+	bool alive;			/* the connection may still be closed politely */
+	uint32_t gen;
+	uint64_t seq;
+	struct ack_window win;
+	amqp_bytes_t consumer_tag;
+	bool cancelled, drained_posted;
+	enum broker_state state;
+	char error[160];
+	unsigned int seed;
+};
+
+static void consumer_post(struct amqp_consumer *c, enum broker_state st)
+{
+	struct broker_status s;
+
+	memset(&s, 0, sizeof(s));
+	c->state = st;
+	s.state = st;
+	s.cancelled = c->cancelled;
+	s.drained = c->drained_posted;
+	snprintf(s.error, sizeof(s.error), "%s", c->error);
+	(void)xqueue_push(c->statusq, &s);
+}
+
+static void consumer_set_error(struct amqp_consumer *c, const char *what, amqp_rpc_reply_t r)
+{
+	switch (r.reply_type) {
+	case AMQP_RESPONSE_NORMAL:
+		snprintf(c->error, sizeof(c->error), "%s: ok", what);
+		break;
+	case AMQP_RESPONSE_NONE:
+		snprintf(c->error, sizeof(c->error), "%s: missing reply", what);
+		break;
+	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+		snprintf(c->error, sizeof(c->error), "%s: %s", what, amqp_error_string2(r.library_error));
+		break;
+	case AMQP_RESPONSE_SERVER_EXCEPTION:
+		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			const amqp_connection_close_t *m = r.reply.decoded;
+
+			snprintf(c->error, sizeof(c->error), "%s: connection closed %u %.*s", what,
+			    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+			const amqp_channel_close_t *m = r.reply.decoded;
+
+			snprintf(c->error, sizeof(c->error), "%s: channel closed %u %.*s", what,
+			    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+		} else {
+			snprintf(c->error, sizeof(c->error), "%s: server method 0x%08x", what, r.reply.id);
+		}
+		break;
+	}
+}
+
+static int consumer_rpc_ok(struct amqp_consumer *c, const char *what)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
+
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 1;
+	consumer_set_error(c, what, r);
+	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+		c->alive = false;
+	return 0;
+}
+
+/* Open the connection and set up the channel, exchange, queue, bindings,
+ * QoS and the consumer.  Returns 0, -1 with c->error set. */
+static int consumer_connect(struct amqp_consumer *c)
+{
+	const struct config *cfg = c->cfg;
+	struct amqp_connection_info info;
+	struct timeval tv = { CONNECT_TIMEOUT_S, 0 };
+	amqp_socket_t *sock;
+	amqp_rpc_reply_t r;
+	char *url = strdup(cfg->amqp_url);
+	const char *vhost;
+	amqp_table_entry_t qarg;
+	amqp_table_t qargs = amqp_empty_table;
+	amqp_basic_consume_ok_t *ok;
+	int rc = -1;
+
+	if (url == NULL) {
+		snprintf(c->error, sizeof(c->error), "out of memory");
+		return -1;
+	}
+	amqp_default_connection_info(&info);
+	if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
+		snprintf(c->error, sizeof(c->error), "amqp_url cannot be parsed");
+		goto out;
+	}
+	/* "amqp://host/" names the vhost "", which no broker has: the
+	 * contract's default URL means "/". */
+	vhost = (info.vhost == NULL || *info.vhost == '\0') ? "/" : info.vhost;
+	c->conn = amqp_new_connection();
+	if (c->conn == NULL) {
+		snprintf(c->error, sizeof(c->error), "out of memory");
+		goto out;
+	}
+	if (info.ssl) {
+		sock = amqp_ssl_socket_new(c->conn);
+		if (sock != NULL) {
+			amqp_ssl_socket_set_verify_peer(sock, 1);
+			amqp_ssl_socket_set_verify_hostname(sock, 1);
+		}
+	} else {
+		sock = amqp_tcp_socket_new(c->conn);
+	}
+	if (sock == NULL) {
+		snprintf(c->error, sizeof(c->error), "cannot create socket");
+		goto out;
+	}
+	rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+	if (rc != AMQP_STATUS_OK) {
+		snprintf(c->error, sizeof(c->error), "connect %s:%d: %s", info.host, info.port,
+		    amqp_error_string2(rc));
+		rc = -1;
+		goto out;
+	}
+	rc = -1;
+	c->alive = true;
+	amqp_set_handshake_timeout(c->conn, &tv);
+	amqp_set_rpc_timeout(c->conn, &tv);
+	r = amqp_login(c->conn, vhost, 0, 131072, (int)cfg->amqp_heartbeat_s,
+	    AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		consumer_set_error(c, "login", r);
+		c->alive = false;
+		goto out;
+	}
+	amqp_channel_open(c->conn, CHANNEL);
+	if (!consumer_rpc_ok(c, "channel.open"))
+		goto out;
+	amqp_exchange_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_exchange),
+	    amqp_cstring_bytes("topic"), !cfg->amqp_exchange_declare, 1, 0, 0, amqp_empty_table);
+	if (!consumer_rpc_ok(c, "exchange.declare"))
+		goto out;
+	if (cfg->amqp_dead_letter_exchange != NULL && *cfg->amqp_dead_letter_exchange != '\0') {
+		qarg.key = amqp_cstring_bytes("x-dead-letter-exchange");
+		qarg.value.kind = AMQP_FIELD_KIND_UTF8;
+		qarg.value.value.bytes = amqp_cstring_bytes(cfg->amqp_dead_letter_exchange);
+		qargs.num_entries = 1;
+		qargs.entries = &qarg;
+	}
+	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue), 0, 1, 0, 0, qargs);
+	if (!consumer_rpc_ok(c, "queue.declare"))
+		goto out;
+	{
+		const char *keys[2 + CONFIG_LIST_MAX];
+		size_t nkeys = 0;
+
+		keys[nkeys++] = "user.*";
+		keys[nkeys++] = "broadcast";
+		for (size_t i = 0; i < cfg->amqp_bindings.n; i++)
+			keys[nkeys++] = cfg->amqp_bindings.item[i];
+		for (size_t i = 0; i < nkeys; i++) {
+			amqp_queue_bind(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue),
+			    amqp_cstring_bytes(cfg->amqp_exchange), amqp_cstring_bytes(keys[i]),
+			    amqp_empty_table);
+			if (!consumer_rpc_ok(c, "queue.bind"))
+				goto out;
+		}
+	}
+	amqp_basic_qos(c->conn, CHANNEL, 0, (uint16_t)cfg->amqp_prefetch, 0);
+	if (!consumer_rpc_ok(c, "basic.qos"))
+		goto out;
+	ok = amqp_basic_consume(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue),
+	    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+	if (ok == NULL || !consumer_rpc_ok(c, "basic.consume"))
+		goto out;
+	c->consumer_tag = amqp_bytes_malloc_dup(ok->consumer_tag);
+	log_info("broker_consuming", "host=%s port=%d queue=%s prefetch=%u generation=%u",
+	    info.host, info.port, cfg->amqp_queue, cfg->amqp_prefetch, c->gen);
+	c->error[0] = '\0';
+	rc = 0;
+out:
+	free(url);
+	return rc;
+}
+
+static void consumer_disconnect(struct amqp_consumer *c)
+{
+	if (c->conn == NULL)
+		return;
+	if (c->alive) {
+		struct timeval tv = { 1, 0 };
+
+		amqp_set_rpc_timeout(c->conn, &tv);
+		amqp_channel_close(c->conn, CHANNEL, AMQP_REPLY_SUCCESS);
+		amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
+	}
+	amqp_destroy_connection(c->conn);
+	c->conn = NULL;
+	c->alive = false;
+	amqp_bytes_free(c->consumer_tag);
+	c->consumer_tag = amqp_empty_bytes;
+	/* Deliveries of this connection can no longer be acked: the broker
+	 * requeues them.  Verdicts that arrive later are dropped by gen. */
+	c->gen++;
+	ack_window_reset(&c->win);
+}
+
+/* Send the verdicts that came back.  Returns 0, -1 when the socket failed. */
+static int consumer_flush_acks(struct amqp_consumer *c)
+{
+	struct ack_item items[ACK_BATCH];
+	struct ack_action acts[ACK_BATCH];
+	size_t n, k;
+	int any = 0;
+
+	while ((n = xqueue_drain(c->ackq, items, ACK_BATCH)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (items[i].gen != c->gen || c->conn == NULL ||
+			    ack_window_settle(&c->win, items[i].tag, items[i].kind) < 0) {
+				stats_add(&c->stats->ack_stale, 1);
+				continue;
+			}
+			any = 1;
+			if (items[i].kind == ACK_ACK)
+				stats_add(&c->stats->acked, 1);
+		}
+		if (n < ACK_BATCH)
+			break;
+	}
+	if (!any || c->conn == NULL)
+		return 0;
+	do {
+		k = ack_window_collect(&c->win, acts, ACK_BATCH);
+		for (size_t i = 0; i < k; i++) {
+			int st;
+
+			if (acts[i].kind == ACK_REJECT) {
+				st = amqp_basic_reject(c->conn, CHANNEL, acts[i].tag, 0);
+			} else {
+				st = amqp_basic_ack(c->conn, CHANNEL, acts[i].tag, acts[i].multiple);
+			}
+			if (st != AMQP_STATUS_OK) {
+				snprintf(c->error, sizeof(c->error), "ack: %s", amqp_error_string2(st));
+				c->alive = false;
+				return -1;
+			}
+		}
+	} while (k == ACK_BATCH);
+	return 0;
+}
+
+/* A frame that is not a delivery arrived.  Returns 0 to go on, -1 to
+ * reconnect. */
+static int consumer_other_frame(struct amqp_consumer *c)
+{
+	amqp_frame_t f;
+	struct timeval zero = { 0, 0 };
+	int st = amqp_simple_wait_frame_noblock(c->conn, &f, &zero);
+
+	if (st == AMQP_STATUS_TIMEOUT)
+		return 0;
+	if (st != AMQP_STATUS_OK) {
+		snprintf(c->error, sizeof(c->error), "read: %s", amqp_error_string2(st));
+		c->alive = false;
+		return -1;
+	}
+	if (f.frame_type != AMQP_FRAME_METHOD)
+		return 0;
+	switch (f.payload.method.id) {
+	case AMQP_CHANNEL_CLOSE_METHOD: {
+		const amqp_channel_close_t *m = f.payload.method.decoded;
+		amqp_channel_close_ok_t okm;
+
+		snprintf(c->error, sizeof(c->error), "channel closed by broker: %u %.*s",
+		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+		amqp_send_method(c->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &okm);
+		amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
+		c->alive = false;
+		return -1;
+	}
+	case AMQP_CONNECTION_CLOSE_METHOD: {
+		const amqp_connection_close_t *m = f.payload.method.decoded;
+		amqp_connection_close_ok_t okm;
+
+		snprintf(c->error, sizeof(c->error), "connection closed by broker: %u %.*s",
+		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+		amqp_send_method(c->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &okm);
+		c->alive = false;
+		return -1;
+	}
+	case AMQP_BASIC_CANCEL_METHOD:
+		/* The broker cancelled us (queue deleted, node going down). */
+		snprintf(c->error, sizeof(c->error), "consumer cancelled by broker");
+		return -1;
+	case AMQP_BASIC_RETURN_METHOD: {
+		amqp_message_t msg;
+
+		if (amqp_read_message(c->conn, f.channel, &msg, 0).reply_type == AMQP_RESPONSE_NORMAL)
+			amqp_destroy_message(&msg);
+		return 0;
+	}
+	case AMQP_CONNECTION_BLOCKED_METHOD:
+		log_warn("broker_blocked", "generation=%u", c->gen);
+		return 0;
+	case AMQP_CONNECTION_UNBLOCKED_METHOD:
+		log_info("broker_unblocked", "generation=%u", c->gen);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Consume until the connection fails (-1) or we are told to finish (0). */
+static int consumer_session(struct amqp_consumer *c)
+{
+	int poll_ms = 1000;
+
+	if (c->cfg->amqp_heartbeat_s > 0 && (int)c->cfg->amqp_heartbeat_s * 250 < poll_ms)
+		poll_ms = (int)c->cfg->amqp_heartbeat_s * 250;
+	for (;;) {
+		int cmd = atomic_load(&c->command);
+		amqp_envelope_t env;
+		amqp_rpc_reply_t res;
+		struct timeval zero = { 0, 0 };
+
+		if (cmd >= CONSUMER_STOP_CONSUMING && !c->cancelled) {
+			amqp_basic_cancel(c->conn, CHANNEL, c->consumer_tag);
+			if (!consumer_rpc_ok(c, "basic.cancel"))
+				return -1;
+			c->cancelled = true;
+			log_info("broker_cancelled", "outstanding=%llu",
+			    (unsigned long long)ack_window_outstanding(&c->win));
+			consumer_post(c, c->state);
+		}
+		if (consumer_flush_acks(c) < 0)
+			return -1;
+		if (c->cancelled && !c->drained_posted && ack_window_outstanding(&c->win) == 0 &&
+		    !amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn)) {
+			c->drained_posted = true;
+			consumer_post(c, c->state);
+		}
+		if (cmd == CONSUMER_FINISH)
+			return 0;
+		amqp_maybe_release_buffers(c->conn);
+		if (!amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn)) {
+			struct pollfd pfd[3] = {
+				{ .fd = amqp_get_sockfd(c->conn), .events = POLLIN },
+				{ .fd = xqueue_fd(c->ackq), .events = POLLIN },
+				{ .fd = c->ctl_fd, .events = POLLIN },
+			};
+
+			if (poll(pfd, 3, poll_ms) < 0 && errno != EINTR) {
+				snprintf(c->error, sizeof(c->error), "poll: %s", strerror(errno));
+				return -1;
+			}
+			if (pfd[2].revents & POLLIN) {
+				uint64_t v;
+
+				(void)read(c->ctl_fd, &v, sizeof(v));
+			}
+			/* Verdicts first: they free prefetch room. */
+			if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    (pfd[1].revents & POLLIN || pfd[2].revents & POLLIN))
+				continue;
+		}
+		/* Also services heartbeats when nothing arrived. */
+		res = amqp_consume_message(c->conn, &env, &zero, 0);
+		if (res.reply_type == AMQP_RESPONSE_NORMAL) {
+			struct job j;
+
+			j.seq = ++c->seq;
+			j.tag = env.delivery_tag;
+			j.gen = c->gen;
+			j.redelivered = env.redelivered != 0;
+			j.t_recv_ns = mono_ns();
+			j.env = env;
+			stats_add(&c->stats->consumed, 1);
+			if (j.redelivered)
+				stats_add(&c->stats->redelivered, 1);
+			if (ack_window_delivered(&c->win, j.tag) < 0 || xqueue_push(c->jobq, &j) < 0) {
+				/* Out of memory or shutting down: unacked, so the
+				 * broker keeps it; but the sequence must not stall. */
+				amqp_destroy_envelope(&j.env);
+				snprintf(c->error, sizeof(c->error), "cannot queue delivery");
+				return -1;
+			}
+			continue;
+		}
+		if (res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+			if (res.library_error == AMQP_STATUS_TIMEOUT)
+				continue;
+			if (res.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+				if (consumer_other_frame(c) < 0)
+					return -1;
+				continue;
+			}
+		}
+		consumer_set_error(c, "consume", res);
+		c->alive = false;
+		return -1;
+	}
+}
+
+/* Sleep for the backoff delay, unless told to finish.  Returns 1 if told to. */
+static int consumer_backoff(struct amqp_consumer *c, uint32_t delay_ms)
+{
+	struct pollfd pfd = { .fd = c->ctl_fd, .events = POLLIN };
+	uint64_t end = mono_ns() + (uint64_t)delay_ms * 1000000u;
+
+	for (;;) {
+		uint64_t now = mono_ns();
+		int cmd = atomic_load(&c->command);
+
+		if (cmd == CONSUMER_FINISH)
+			return 1;
+		if (cmd == CONSUMER_STOP_CONSUMING && !c->drained_posted) {
+			/* Nothing taken can be settled any more: nothing to drain. */
+			c->cancelled = true;
+			c->drained_posted = true;
+			consumer_post(c, c->state);
+		}
+		/* Verdicts for a lost channel are dropped here, counted stale. */
+		(void)consumer_flush_acks(c);
+		if (now >= end)
+			return 0;
+		if (poll(&pfd, 1, (int)((end - now) / 1000000u) + 1) > 0) {
+			uint64_t v;
+
+			(void)read(c->ctl_fd, &v, sizeof(v));
+		}
+	}
+}
+
+static void *consumer_main(void *arg)
+{
+	struct amqp_consumer *c = arg;
+	uint32_t delay = c->cfg->amqp_reconnect_min_ms;
+	bool first = true;
+
+	for (;;) {
+		if (atomic_load(&c->command) >= CONSUMER_STOP_CONSUMING) {
+			if (consumer_backoff(c, 100))
+				break;
+			continue;
+		}
+		consumer_post(c, first ? BROKER_CONNECTING : BROKER_RECONNECTING);
+		if (consumer_connect(c) == 0) {
+			int rc;
+
+			if (!first)
+				stats_add(&c->stats->broker_reconnects, 1);
+			delay = c->cfg->amqp_reconnect_min_ms;
+			consumer_post(c, BROKER_CONSUMING);
+			rc = consumer_session(c);
+			if (rc == 0) {
+				(void)consumer_flush_acks(c);
+				consumer_disconnect(c);
+				break;
+			}
+		}
+		first = false;
+		log_warn("broker_lost", "error=\"%s\" retry_ms=%u generation=%u", c->error, delay, c->gen);
+		consumer_disconnect(c);
+		consumer_post(c, BROKER_RECONNECTING);
+		{
+			/* Equal jitter: half fixed, half random, so a fleet of
+			 * notifyd does not reconnect in lockstep. */
+			uint32_t wait = delay / 2 + (uint32_t)(rand_r(&c->seed) % (delay / 2 + 1));
+
+			if (consumer_backoff(c, wait))
+				break;
+		}
+		delay = delay > c->cfg->amqp_reconnect_max_ms / 2 ? c->cfg->amqp_reconnect_max_ms : delay * 2;
+	}
+	consumer_post(c, BROKER_STOPPED);
+	return NULL;
+}
+
+struct amqp_consumer *amqp_consumer_start(const struct config *cfg, struct stats *stats,
+    struct xqueue *jobq, struct xqueue *ackq, struct xqueue *statusq)
+{
+	struct amqp_consumer *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->cfg = cfg;
+	c->stats = stats;
+	c->jobq = jobq;
+	c->ackq = ackq;
+	c->statusq = statusq;
+	c->gen = 1;
+	c->seed = (unsigned int)(mono_ns() ^ (uint64_t)getpid());
+	c->consumer_tag = amqp_empty_bytes;
+	atomic_init(&c->command, CONSUMER_RUN);
+	c->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->ctl_fd < 0 || ack_window_init(&c->win, cfg->amqp_prefetch / 2) < 0) {
+		if (c->ctl_fd >= 0)
+			close(c->ctl_fd);
+		free(c);
+		return NULL;
+	}
+	if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) {
+		ack_window_free(&c->win);
+		close(c->ctl_fd);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void amqp_consumer_command(struct amqp_consumer *c, enum consumer_command cmd)
+{
+	uint64_t one = 1;
+
+	atomic_store(&c->command, cmd);
+	while (write(c->ctl_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+void amqp_consumer_join(struct amqp_consumer *c)
+{
+	if (c == NULL)
+		return;
+	pthread_join(c->thread, NULL);
+	ack_window_free(&c->win);
+	close(c->ctl_fd);
+	free(c);
+}

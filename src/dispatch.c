@@ -1,0 +1,226 @@
+#include "autoconfig.h"
+
+#include "dispatch.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "ack_window.h"
+#include "config.h"
+#include "delivery.h"
+#include "log.h"
+#include "notifyd.h"
+#include "stats.h"
+#include "ws_conn.h"
+#include "xqueue.h"
+
+#define READY_BATCH 256
+
+struct dispatch {
+	struct gateway *gw;
+	struct xqueue *readyq;
+	struct event *ready_ev;
+	struct event *sweep_ev;
+	/* Reorder buffer, indexed by seq & mask.  Workers finish out of order;
+	 * notifications leave in the order the broker delivered them. */
+	struct msg **slot;
+	uint8_t *have;
+	size_t mask;
+	uint64_t next_seq;
+	uint64_t in_flight;
+};
+
+void dispatch_msg_release(const void *data, size_t len, void *arg)
+{
+	struct msg *m = arg;
+	struct dispatch *d = m->owner;
+	struct ack_item a;
+
+	(void)data;
+	(void)len;
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	a.tag = m->tag;
+	a.gen = m->gen;
+	a.kind = ACK_ACK;
+	if (m->targets == 0)
+		stats_add(&d->gw->stats->undelivered, 1);
+	/* A closed queue means we are past shutdown: the broker keeps the
+	 * message, which is what an unacked delivery is for. */
+	(void)xqueue_push(d->gw->ackq, &a);
+	d->in_flight--;
+	free(m);
+}
+
+static void dispatch_fan_out(struct dispatch *d, struct msg *m)
+{
+	struct conn_registry *reg = &d->gw->reg;
+	uint64_t now = notifyd_now_ms();
+	uint32_t n = 0;
+
+	m->owner = d;
+	if (m->target.kind == TARGET_USER) {
+		struct user_entry *u = registry_find(reg, m->target.id, m->target.id_len);
+
+		for (struct conn_links *l = u != NULL ? u->conns : NULL; l != NULL; l = l->unext)
+			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now);
+	} else {
+		for (struct conn_links *l = reg->all; l != NULL; l = l->next)
+			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now);
+	}
+	m->targets = n;
+	stats_add(&d->gw->stats->delivered, n);
+	stats_add(&d->gw->stats->bytes_out, (uint64_t)n * m->frame_len);
+	dispatch_msg_release(NULL, 0, m);	/* the dispatcher's own reference */
+}
+
+static int dispatch_grow(struct dispatch *d, uint64_t span)
+{
+	size_t ncap = (d->mask + 1) * 2;
+	struct msg **ns;
+	uint8_t *nh;
+
+	while (ncap <= span)
+		ncap *= 2;
+	ns = calloc(ncap, sizeof(*ns));
+	nh = calloc(ncap, 1);
+	if (ns == NULL || nh == NULL) {
+		free(ns);
+		free(nh);
+		return -1;
+	}
+	for (uint64_t s = d->next_seq; s < d->next_seq + d->mask + 1; s++) {
+		ns[s & (ncap - 1)] = d->slot[s & d->mask];
+		nh[s & (ncap - 1)] = d->have[s & d->mask];
+	}
+	free(d->slot);
+	free(d->have);
+	d->slot = ns;
+	d->have = nh;
+	d->mask = ncap - 1;
+	return 0;
+}
+
+static void dispatch_accept(struct dispatch *d, const struct ready *r)
+{
+	if (r->msg != NULL)
+		d->in_flight++;
+	if (r->seq < d->next_seq) {
+		/* Cannot happen with one consumer; never drop a message over it. */
+		log_error("dispatch_seq_behind", "seq=%llu next=%llu",
+		    (unsigned long long)r->seq, (unsigned long long)d->next_seq);
+		if (r->msg != NULL)
+			dispatch_fan_out(d, r->msg);
+		return;
+	}
+	if (r->seq - d->next_seq > d->mask && dispatch_grow(d, r->seq - d->next_seq) < 0) {
+		log_error("dispatch_out_of_memory", "seq=%llu", (unsigned long long)r->seq);
+		if (r->msg != NULL)
+			dispatch_fan_out(d, r->msg);
+		return;
+	}
+	d->slot[r->seq & d->mask] = r->msg;
+	d->have[r->seq & d->mask] = 1;
+	while (d->have[d->next_seq & d->mask]) {
+		size_t i = d->next_seq & d->mask;
+		struct msg *m = d->slot[i];
+
+		d->have[i] = 0;
+		d->slot[i] = NULL;
+		d->next_seq++;
+		if (m != NULL)
+			dispatch_fan_out(d, m);
+	}
+}
+
+static void dispatch_on_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct dispatch *d = arg;
+	struct ready batch[READY_BATCH];
+	size_t n;
+
+	(void)fd;
+	(void)what;
+	while ((n = xqueue_drain(d->readyq, batch, READY_BATCH)) > 0) {
+		for (size_t i = 0; i < n; i++)
+			dispatch_accept(d, &batch[i]);
+		if (n < READY_BATCH)
+			break;
+	}
+}
+
+static void dispatch_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct dispatch *d = arg;
+	uint64_t now = notifyd_now_ms();
+	struct conn_links *l = d->gw->reg.all;
+
+	(void)fd;
+	(void)what;
+	while (l != NULL) {
+		struct conn_links *next = l->next;	/* sweep may free l */
+
+		ws_conn_sweep(ws_conn_from_links(l), now);
+		l = next;
+	}
+}
+
+struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)
+{
+	const struct config *cfg = gw->cfg;
+	struct dispatch *d = calloc(1, sizeof(*d));
+	uint32_t sweep_ms = 1000;
+	struct timeval tv;
+
+	if (d == NULL)
+		return NULL;
+	d->gw = gw;
+	d->readyq = readyq;
+	d->next_seq = 1;
+	d->mask = 1023;
+	d->slot = calloc(d->mask + 1, sizeof(*d->slot));
+	d->have = calloc(d->mask + 1, 1);
+	/* The sweep is the clock of every per-connection deadline: run it
+	 * often enough that none is late by more than a fraction of itself. */
+	if (cfg->ws_send_timeout_ms / 4 < sweep_ms)
+		sweep_ms = cfg->ws_send_timeout_ms / 4;
+	if (cfg->ws_pong_timeout_ms / 4 < sweep_ms)
+		sweep_ms = cfg->ws_pong_timeout_ms / 4;
+	if (sweep_ms < 50)
+		sweep_ms = 50;
+	tv.tv_sec = sweep_ms / 1000;
+	tv.tv_usec = (sweep_ms % 1000) * 1000;
+	d->ready_ev = event_new(gw->base, xqueue_fd(readyq), EV_READ | EV_PERSIST, dispatch_on_ready, d);
+	d->sweep_ev = event_new(gw->base, -1, EV_PERSIST, dispatch_on_sweep, d);
+	if (d->slot == NULL || d->have == NULL || d->ready_ev == NULL || d->sweep_ev == NULL ||
+	    event_add(d->ready_ev, NULL) < 0 || event_add(d->sweep_ev, &tv) < 0) {
+		dispatch_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void dispatch_free(struct dispatch *d)
+{
+	if (d == NULL)
+		return;
+	if (d->ready_ev != NULL)
+		event_free(d->ready_ev);
+	if (d->sweep_ev != NULL)
+		event_free(d->sweep_ev);
+	/* Messages still waiting for an earlier seq are not acked: the broker
+	 * redelivers them. */
+	for (size_t i = 0; d->slot != NULL && i <= d->mask; i++)
+		free(d->slot[i]);
+	free(d->slot);
+	free(d->have);
+	free(d);
+}
+
+uint64_t dispatch_in_flight(const struct dispatch *d)
+{
+	return d->in_flight;
+}

@@ -1,0 +1,208 @@
+#include "autoconfig.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The logger is process-wide by nature (stderr is); see log.h. */
+static struct {
+	enum log_level min;
+	int json;
+	char path[1024];
+	atomic_int fd;
+} logger = { LOG_LVL_INFO, 0, "", 2 };
+
+static const char *const level_name[] = { "debug", "info", "warn", "error" };
+
+int log_init(enum log_level min, int json, const char *path)
+{
+	logger.min = min;
+	logger.json = json;
+	if (path != NULL && *path != '\0') {
+		snprintf(logger.path, sizeof(logger.path), "%s", path);
+		return log_reopen();
+	}
+	logger.path[0] = '\0';
+	atomic_store(&logger.fd, 2);
+	return 0;
+}
+
+int log_reopen(void)
+{
+	int fd, old;
+
+	if (logger.path[0] == '\0')
+		return 0;
+	fd = open(logger.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	old = atomic_exchange(&logger.fd, fd);
+	if (old > 2)
+		close(old);
+	return 0;
+}
+
+int log_enabled(enum log_level lvl)
+{
+	return lvl >= logger.min;
+}
+
+const char *log_quote(char *buf, size_t buflen, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	if (buflen < 3) {
+		if (buflen > 0)
+			buf[0] = '\0';
+		return buf;
+	}
+	buf[o++] = '"';
+	for (size_t i = 0; i < n && s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[8];
+		size_t el;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			el = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			el = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
+		} else {
+			esc[0] = (char)c;
+			el = 1;
+		}
+		if (o + el + 2 > buflen)
+			break;
+		memcpy(buf + o, esc, el);
+		o += el;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Turn "k=v k2="quoted v" k3=v3" into JSON members.  Bare values that look
+ * like numbers stay numbers; quoted values are already JSON-escaped by
+ * log_quote() (its \uXXXX and \" \\ escapes are valid JSON). */
+static size_t kv_to_json(char *out, size_t outlen, const char *kv)
+{
+	size_t o = 0;
+	const char *p = kv;
+
+#define PUT(ch) do { if (o + 1 < outlen) out[o++] = (ch); } while (0)
+	while (*p != '\0') {
+		const char *k, *v;
+		size_t kl, vl;
+		int quoted, numeric;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		k = p;
+		while (*p != '\0' && *p != '=' && *p != ' ')
+			p++;
+		kl = (size_t)(p - k);
+		if (*p != '=') {
+			v = k;
+			vl = kl;
+			k = "msg";
+			kl = 3;
+		} else {
+			p++;
+			v = p;
+			quoted = (*p == '"');
+			if (quoted) {
+				p++;
+				while (*p != '\0' && *p != '"') {
+					if (*p == '\\' && p[1] != '\0')
+						p++;
+					p++;
+				}
+				if (*p == '"')
+					p++;
+			} else {
+				while (*p != '\0' && *p != ' ')
+					p++;
+			}
+			vl = (size_t)(p - v);
+		}
+		PUT(',');
+		PUT('"');
+		for (size_t i = 0; i < kl; i++)
+			PUT(k[i]);
+		PUT('"');
+		PUT(':');
+		quoted = vl > 0 && v[0] == '"';
+		numeric = vl > 0 && !quoted;
+		for (size_t i = 0; i < vl && numeric; i++)
+			if (!((v[i] >= '0' && v[i] <= '9') || (i == 0 && v[i] == '-') || v[i] == '.'))
+				numeric = 0;
+		if (quoted || numeric) {
+			for (size_t i = 0; i < vl; i++)
+				PUT(v[i]);
+		} else {
+			PUT('"');
+			for (size_t i = 0; i < vl; i++) {
+				if (v[i] == '"' || v[i] == '\\')
+					PUT('\\');
+				PUT(v[i]);
+			}
+			PUT('"');
+		}
+	}
+#undef PUT
+	out[o] = '\0';
+	return o;
+}
+
+void log_event(enum log_level lvl, const char *event, const char *fmt, ...)
+{
+	char msg[2048], line[4096];
+	struct timespec ts;
+	struct tm tm;
+	char when[64];
+	va_list ap;
+	int n;
+
+	if (lvl < logger.min)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+
+	if (logger.json) {
+		char members[3072];
+
+		kv_to_json(members, sizeof(members), msg);
+		n = snprintf(line, sizeof(line),
+		    "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"%s\"%s}\n",
+		    when, level_name[lvl], event, members);
+	} else {
+		n = snprintf(line, sizeof(line), "ts=%s level=%s event=%s%s%s\n",
+		    when, level_name[lvl], event, msg[0] ? " " : "", msg);
+	}
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = (int)sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	/* A log line that cannot be written has nowhere better to go. */
+	if (write(atomic_load(&logger.fd), line, (size_t)n) < 0 && errno == EBADF)
+		atomic_store(&logger.fd, 2);
+}

@@ -1,0 +1,354 @@
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "amqp_consumer.h"
+#include "config.h"
+#include "delivery.h"
+#include "dispatch.h"
+#include "http_server.h"
+#include "log.h"
+#include "notifyd.h"
+#include "stats.h"
+#include "worker_pool.h"
+#include "ws_conn.h"
+#include "xqueue.h"
+
+extern char **environ;
+
+#define DEFAULT_CONFIG SYSCONFDIR "/notifyd.conf"
+#define CLOSE_PHASE_MS 2000	/* how long clients get to answer our 1001 */
+
+enum drain_phase { RUNNING = 0, DRAINING, CLOSING_CLIENTS, STOPPING };
+
+struct daemon {
+	struct gateway gw;
+	struct config cfg;
+	struct stats stats;
+	struct xqueue jobq, readyq, ackq, statusq;
+	struct worker_pool *workers;
+	struct amqp_consumer *consumer;
+	struct event *status_ev, *drain_ev;
+	struct event *sig_term, *sig_int, *sig_hup;
+	enum drain_phase phase;
+	uint64_t drain_deadline_ms, close_deadline_ms;
+	int signals;
+};
+
+uint64_t notifyd_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t notifyd_now_ms(void)
+{
+	return notifyd_now_ns() / 1000000u;
+}
+
+const char *broker_state_name(enum broker_state s)
+{
+	switch (s) {
+	case BROKER_CONNECTING: return "connecting";
+	case BROKER_CONSUMING: return "consuming";
+	case BROKER_RECONNECTING: return "reconnecting";
+	case BROKER_STOPPED: return "stopped";
+	}
+	return "unknown";
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	    "Usage: notifyd [-c FILE] [--check-config]\n"
+	    "Consume notifications from RabbitMQ and push them to WebSocket clients.\n\n"
+	    "  -c, --config FILE   configuration file (default %s)\n"
+	    "      --check-config  parse and validate the configuration, print the\n"
+	    "                      effective settings, exit 0 (valid) or 1\n"
+	    "  -h, --help          this text\n"
+	    "  -V, --version       print the version\n\n"
+	    "Every key of the file can be overridden by NOTIFYD_<KEY> in the environment.\n",
+	    DEFAULT_CONFIG);
+}
+
+static void daemon_begin_drain(struct daemon *d);
+
+static void on_status(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct broker_status batch[16];
+	size_t n;
+
+	(void)fd;
+	(void)what;
+	while ((n = xqueue_drain(&d->statusq, batch, 16)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (batch[i].state != d->gw.broker.state)
+				log_info("broker_state", "state=%s", broker_state_name(batch[i].state));
+			d->gw.broker = batch[i];
+		}
+	}
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t now = notifyd_now_ms();
+
+	(void)fd;
+	(void)what;
+	if (d->phase == DRAINING && (d->gw.broker.drained || now >= d->drain_deadline_ms)) {
+		log_info("shutdown_closing_clients", "drained=%s connections=%zu in_flight=%llu",
+		    d->gw.broker.drained ? "yes" : "timeout", d->gw.reg.nconns,
+		    (unsigned long long)dispatch_in_flight(d->gw.dispatch));
+		for (struct conn_links *l = d->gw.reg.all; l != NULL; l = l->next)
+			ws_conn_close(ws_conn_from_links(l), 1001, "server shutting down");
+		d->phase = CLOSING_CLIENTS;
+		d->close_deadline_ms = now + CLOSE_PHASE_MS;
+		if (d->close_deadline_ms > d->drain_deadline_ms && d->drain_deadline_ms > now + 200)
+			d->close_deadline_ms = d->drain_deadline_ms;
+	}
+	if (d->phase == CLOSING_CLIENTS && (d->gw.reg.nconns == 0 || now >= d->close_deadline_ms)) {
+		while (d->gw.reg.all != NULL)
+			ws_conn_free(ws_conn_from_links(d->gw.reg.all), "shutdown");
+		d->phase = STOPPING;
+		event_base_loopexit(d->gw.base, NULL);
+	}
+}
+
+static void daemon_begin_drain(struct daemon *d)
+{
+	struct timeval tick = { 0, 20000 };
+
+	d->phase = DRAINING;
+	d->gw.draining = true;
+	d->drain_deadline_ms = notifyd_now_ms() + d->cfg.drain_timeout_ms;
+	log_info("shutdown_started", "drain_timeout_ms=%u connections=%zu",
+	    d->cfg.drain_timeout_ms, d->gw.reg.nconns);
+	http_server_stop_listening(d->gw.http);
+	amqp_consumer_command(d->consumer, CONSUMER_STOP_CONSUMING);
+	event_add(d->drain_ev, &tick);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		if (log_reopen() < 0)
+			log_error("log_reopen_failed", "errno=%d", errno);
+		log_info("sighup", "action=reopen_logs");
+		return;
+	}
+	if (d->phase == RUNNING) {
+		daemon_begin_drain(d);
+		return;
+	}
+	/* A second signal: the operator does not want to wait. */
+	log_warn("shutdown_forced", "signal=%d", (int)sig);
+	while (d->gw.reg.all != NULL)
+		ws_conn_free(ws_conn_from_links(d->gw.reg.all), "forced_shutdown");
+	d->phase = STOPPING;
+	event_base_loopexit(d->gw.base, NULL);
+}
+
+static int load_config(struct config *cfg, const char *path, int explicit_path)
+{
+	char err[512];
+
+	if (config_defaults(cfg) < 0) {
+		fprintf(stderr, "notifyd: out of memory\n");
+		return -1;
+	}
+	/* Without -c a missing default file is fine: defaults are a working
+	 * local setup.  A file named on the command line must exist. */
+	if ((explicit_path || access(path, F_OK) == 0) &&
+	    config_load_file(cfg, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "notifyd: %s\n", err);
+		return -1;
+	}
+	if (config_apply_env(cfg, environ, err, sizeof(err)) < 0 ||
+	    config_finish(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "notifyd: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Threads other than the loop's must not take the signals libevent waits for. */
+static int start_threads(struct daemon *d)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	d->workers = worker_pool_start(d->cfg.workers, &d->jobq, &d->readyq, &d->ackq,
+	    &d->stats, d->cfg.max_message_size);
+	if (d->workers != NULL)
+		d->consumer = amqp_consumer_start(&d->cfg, &d->stats, &d->jobq, &d->ackq, &d->statusq);
+	if (d->workers == NULL || d->consumer == NULL)
+		rc = -1;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+static void daemon_free_leftovers(struct daemon *d)
+{
+	struct ready r[64];
+	struct job j;
+	size_t n;
+
+	/* Deliveries nobody finished stay unacked: the broker has them. */
+	while ((n = xqueue_drain(&d->readyq, r, 64)) > 0)
+		for (size_t i = 0; i < n; i++)
+			free(r[i].msg);
+	xqueue_close(&d->jobq);
+	while (xqueue_pop_wait(&d->jobq, &j))
+		amqp_destroy_envelope(&j.env);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct daemon *d;
+	const char *path = DEFAULT_CONFIG;
+	int explicit_path = 0, check = 0, opt, rc = 1;
+	char err[512];
+
+	while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			explicit_path = 1;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("notifyd %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "notifyd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return 1;
+	if (load_config(&d->cfg, path, explicit_path) < 0) {
+		config_free(&d->cfg);
+		free(d);
+		return 1;
+	}
+	if (check) {
+		config_print(&d->cfg, stdout);
+		config_free(&d->cfg);
+		free(d);
+		return 0;
+	}
+	log_init((enum log_level)d->cfg.log_level, d->cfg.log_format == CONFIG_LOG_JSON, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	d->gw.cfg = &d->cfg;
+	d->gw.stats = &d->stats;
+	d->gw.ackq = &d->ackq;
+	d->gw.started_ms = notifyd_now_ms();
+	d->gw.base = event_base_new();
+	if (d->gw.base == NULL || registry_init(&d->gw.reg) < 0 ||
+	    xqueue_init(&d->jobq, "jobs", sizeof(struct job), false) < 0 ||
+	    xqueue_init(&d->readyq, "ready", sizeof(struct ready), true) < 0 ||
+	    xqueue_init(&d->ackq, "acks", sizeof(struct ack_item), true) < 0 ||
+	    xqueue_init(&d->statusq, "broker_status", sizeof(struct broker_status), true) < 0) {
+		log_error("startup_failed", "why=\"cannot allocate the event loop or queues\"");
+		goto out;
+	}
+	d->gw.http = http_server_start(&d->gw, err, sizeof(err));
+	if (d->gw.http == NULL) {
+		log_error("startup_failed", "why=\"%s\"", err);
+		fprintf(stderr, "notifyd: %s\n", err);
+		goto out;
+	}
+	d->gw.dispatch = dispatch_new(&d->gw, &d->readyq);
+	d->status_ev = event_new(d->gw.base, xqueue_fd(&d->statusq), EV_READ | EV_PERSIST, on_status, d);
+	d->drain_ev = event_new(d->gw.base, -1, EV_PERSIST, on_drain_tick, d);
+	d->sig_term = evsignal_new(d->gw.base, SIGTERM, on_signal, d);
+	d->sig_int = evsignal_new(d->gw.base, SIGINT, on_signal, d);
+	d->sig_hup = evsignal_new(d->gw.base, SIGHUP, on_signal, d);
+	if (d->gw.dispatch == NULL || d->status_ev == NULL || d->drain_ev == NULL ||
+	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL ||
+	    event_add(d->status_ev, NULL) < 0 || event_add(d->sig_term, NULL) < 0 ||
+	    event_add(d->sig_int, NULL) < 0 || event_add(d->sig_hup, NULL) < 0) {
+		log_error("startup_failed", "why=\"cannot set up events\"");
+		goto out;
+	}
+	if (start_threads(d) < 0) {
+		log_error("startup_failed", "why=\"cannot start threads\"");
+		goto out;
+	}
+	log_info("started", "version=%s workers=%u queue=%s pid=%d", PACKAGE_VERSION,
+	    d->cfg.workers, d->cfg.amqp_queue, (int)getpid());
+	event_base_dispatch(d->gw.base);
+	rc = 0;
+	log_info("stopped", "acked=%llu", (unsigned long long)stats_get(&d->stats.acked));
+out:
+	if (d->consumer != NULL) {
+		/* The last acks (released by the connections just closed) go
+		 * out before the broker connection closes. */
+		amqp_consumer_command(d->consumer, CONSUMER_FINISH);
+		amqp_consumer_join(d->consumer);
+	}
+	xqueue_close(&d->ackq);
+	daemon_free_leftovers(d);
+	worker_pool_join(d->workers);
+	daemon_free_leftovers(d);
+	http_server_free(d->gw.http);
+	dispatch_free(d->gw.dispatch);
+	if (d->status_ev != NULL)
+		event_free(d->status_ev);
+	if (d->drain_ev != NULL)
+		event_free(d->drain_ev);
+	if (d->sig_term != NULL)
+		event_free(d->sig_term);
+	if (d->sig_int != NULL)
+		event_free(d->sig_int);
+	if (d->sig_hup != NULL)
+		event_free(d->sig_hup);
+	if (d->gw.base != NULL)
+		event_base_free(d->gw.base);
+	registry_free(&d->gw.reg);
+	xqueue_destroy(&d->jobq);
+	xqueue_destroy(&d->readyq);
+	xqueue_destroy(&d->ackq);
+	xqueue_destroy(&d->statusq);
+	config_free(&d->cfg);
+	free(d);
+	return rc;
+}

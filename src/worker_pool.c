@@ -1,0 +1,175 @@
+#include "autoconfig.h"
+
+#include "worker_pool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "ack_window.h"
+#include "delivery.h"
+#include "log.h"
+#include "target.h"
+#include "utf8.h"
+#include "ws_frame.h"
+#include "xqueue.h"
+
+struct worker_pool {
+	struct xqueue *jobq, *readyq, *ackq;
+	struct stats *stats;
+	uint64_t max_message;
+	unsigned n;
+	pthread_t threads[];
+};
+
+static int only_space(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+			return 0;
+	return 1;
+}
+
+static int content_encoded(const amqp_basic_properties_t *p)
+{
+	if (!(p->_flags & AMQP_BASIC_CONTENT_ENCODING_FLAG) || p->content_encoding.len == 0)
+		return 0;
+	/* "identity" is no encoding at all. */
+	return !(p->content_encoding.len == 8 &&
+	    strncasecmp(p->content_encoding.bytes, "identity", 8) == 0);
+}
+
+struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum reject_reason *reason)
+{
+	const amqp_bytes_t body = j->env.message.body;
+	const amqp_bytes_t rk = j->env.routing_key;
+	const char *text = body.bytes;
+	struct target t;
+	struct msg *m;
+	cJSON *root;
+	const char *end = NULL;
+	int rc;
+	size_t h;
+	uint8_t hdr[WS_SERVER_HEADER_MAX];
+
+	if (body.len > max_message) {
+		*reason = REJECT_TOO_LARGE;
+		return NULL;
+	}
+	if (content_encoded(&j->env.message.properties)) {
+		*reason = REJECT_CONTENT_ENCODING;
+		return NULL;
+	}
+	/* A text frame must be UTF-8, and cJSON does not check it. */
+	if (body.len == 0 || !utf8_valid(body.bytes, body.len)) {
+		*reason = body.len == 0 ? REJECT_NOT_JSON : REJECT_INVALID_UTF8;
+		return NULL;
+	}
+	rc = target_from_routing_key(rk.bytes, rk.len, &t);
+	if (rc != TARGET_OK) {
+		*reason = REJECT_BAD_TARGET;
+		return NULL;
+	}
+	root = cJSON_ParseWithLengthOpts(text, body.len, &end, 0);
+	if (root == NULL || end == NULL || !only_space(end, text + body.len)) {
+		cJSON_Delete(root);
+		*reason = REJECT_NOT_JSON;
+		return NULL;
+	}
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		*reason = REJECT_NOT_OBJECT;
+		return NULL;
+	}
+	if (t.kind == TARGET_NONE) {
+		rc = target_from_body(root, &t);
+		if (rc != TARGET_OK) {
+			cJSON_Delete(root);
+			*reason = rc == TARGET_MISSING ? REJECT_NO_TARGET : REJECT_BAD_TARGET;
+			return NULL;
+		}
+	}
+	cJSON_Delete(root);
+
+	h = ws_frame_header_encode(hdr, WS_OP_TEXT, body.len);
+	m = malloc(sizeof(*m) + h + body.len);
+	if (m == NULL) {
+		/* Not the message's fault: leave it to redelivery. */
+		*reason = REJECT_REASON_COUNT;
+		return NULL;
+	}
+	atomic_init(&m->refs, 1);
+	m->gen = j->gen;
+	m->tag = j->tag;
+	m->t_recv_ns = j->t_recv_ns;
+	m->targets = 0;
+	m->owner = NULL;
+	m->target = t;
+	m->frame_len = h + body.len;
+	memcpy(m->frame, hdr, h);
+	memcpy(m->frame + h, body.bytes, body.len);
+	return m;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker_pool *wp = arg;
+	struct job j;
+
+	while (xqueue_pop_wait(wp->jobq, &j)) {
+		enum reject_reason why = REJECT_REASON_COUNT;
+		struct msg *m = worker_prepare(&j, wp->max_message, &why);
+		struct ready r = { .seq = j.seq, .msg = m };
+
+		if (m == NULL && why < REJECT_REASON_COUNT) {
+			struct ack_item a = { .tag = j.tag, .gen = j.gen, .kind = ACK_REJECT };
+			char rk[96];
+
+			stats_add(&wp->stats->rejected[why], 1);
+			log_warn("message_rejected", "tag=%llu reason=%s routing_key=%s size=%zu",
+			    (unsigned long long)j.tag, stats_reject_name(why),
+			    log_quote(rk, sizeof(rk), j.env.routing_key.bytes, j.env.routing_key.len),
+			    j.env.message.body.len);
+			(void)xqueue_push(wp->ackq, &a);
+		}
+		amqp_destroy_envelope(&j.env);
+		if (xqueue_push(wp->readyq, &r) < 0)
+			free(m);	/* shutting down: unacked, the broker keeps it */
+	}
+	return NULL;
+}
+
+struct worker_pool *worker_pool_start(unsigned nthreads, struct xqueue *jobq,
+    struct xqueue *readyq, struct xqueue *ackq, struct stats *stats, uint64_t max_message)
+{
+	struct worker_pool *wp = calloc(1, sizeof(*wp) + nthreads * sizeof(pthread_t));
+
+	if (wp == NULL)
+		return NULL;
+	wp->jobq = jobq;
+	wp->readyq = readyq;
+	wp->ackq = ackq;
+	wp->stats = stats;
+	wp->max_message = max_message;
+	for (unsigned i = 0; i < nthreads; i++) {
+		if (pthread_create(&wp->threads[i], NULL, worker_main, wp) != 0)
+			break;
+		wp->n++;
+	}
+	if (wp->n == 0) {
+		free(wp);
+		return NULL;
+	}
+	return wp;
+}
+
+void worker_pool_join(struct worker_pool *wp)
+{
+	if (wp == NULL)
+		return;
+	for (unsigned i = 0; i < wp->n; i++)
+		pthread_join(wp->threads[i], NULL);
+	free(wp);
+}

@@ -1,0 +1,365 @@
+#include "autoconfig.h"
+
+#include "ws_conn.h"
+
+#include <arpa/inet.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "config.h"
+#include "delivery.h"
+#include "dispatch.h"
+#include "log.h"
+#include "notifyd.h"
+#include "stats.h"
+#include "ws_frame.h"
+#include "ws_handshake.h"
+
+#define WS_CLOSE_GRACE_MS 2000	/* how long a closing peer gets to answer or read */
+#define WS_MARKS 4		/* age checkpoints of unsent bytes */
+
+enum ws_state {
+	WS_OPEN = 0,
+	WS_CLOSING,		/* we sent close; waiting for the peer's, or the deadline */
+	WS_FLUSHING		/* nothing more to read: free once the output is written */
+};
+
+struct ws_mark {
+	uint64_t end;		/* stream offset where the bytes of this mark end */
+	uint64_t t_ms;		/* when the first of them was queued */
+};
+
+struct ws_conn {
+	struct conn_links links;	/* first: the registry casts to it */
+	struct gateway *gw;
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+	uint64_t id;
+	uint64_t bytes_queued;		/* stream offset of the end of the output */
+	uint64_t next_ping_ms;
+	uint64_t ping_sent_ms;		/* 0: no ping outstanding */
+	uint64_t deadline_ms;		/* WS_CLOSING / WS_FLUSHING: free at this time */
+	struct ws_mark marks[WS_MARKS];
+	uint8_t nmarks;
+	uint8_t state;
+	uint16_t close_sent;		/* 0: none yet */
+	uint16_t close_received;	/* 0: none yet */
+	struct ws_reader reader;
+};
+
+static void ws_conn_readcb(struct bufferevent *bev, void *arg);
+static void ws_conn_writecb(struct bufferevent *bev, void *arg);
+static void ws_conn_eventcb(struct bufferevent *bev, short what, void *arg);
+
+static const char *ws_conn_peer(const struct ws_conn *c, char *buf, size_t len)
+{
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	evhttp_connection_get_peer(c->evcon, &addr, &port);
+	snprintf(buf, len, "%s:%u", addr != NULL ? addr : "?", (unsigned)port);
+	return buf;
+}
+
+/* Small control frames are copied; only notifications are shared. */
+static void ws_conn_put_frame(struct ws_conn *c, enum ws_opcode op, const uint8_t *payload, size_t len)
+{
+	uint8_t buf[WS_SERVER_HEADER_MAX + WS_CONTROL_MAX];
+	size_t h = ws_frame_header_encode(buf, op, len);
+
+	memcpy(buf + h, payload, len);
+	if (evbuffer_add(bufferevent_get_output(c->bev), buf, h + len) == 0)
+		c->bytes_queued += h + len;
+}
+
+static void ws_conn_send_close(struct ws_conn *c, uint16_t code, const char *reason)
+{
+	uint8_t payload[WS_CONTROL_MAX] = { 0 };
+	size_t n = 0;
+
+	if (c->close_sent != 0)
+		return;
+	/* 1005 means the peer's close had no code: echo an empty one. */
+	if (code != WS_CLOSE_NO_STATUS)
+		n = ws_close_payload_encode(payload, code, reason);
+	ws_conn_put_frame(c, WS_OP_CLOSE, payload, n);
+	c->close_sent = code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code;
+}
+
+void ws_conn_free(struct ws_conn *c, const char *why)
+{
+	struct gateway *gw = c->gw;
+	char peer[80], uq[TARGET_ID_MAX * 2 + 8];
+	uint16_t code = c->close_received ? c->close_received : c->close_sent;
+
+	log_info("ws_close", "conn=%llu user=%s addr=%s code=%u sent=%u received=%u why=%s",
+	    (unsigned long long)c->id,
+	    log_quote(uq, sizeof(uq), c->links.user->id, c->links.user->id_len),
+	    ws_conn_peer(c, peer, sizeof(peer)), code ? code : WS_CLOSE_ABNORMAL,
+	    c->close_sent, c->close_received, why);
+	registry_detach(&gw->reg, &c->links);
+	stats_add(&gw->stats->ws_closed, 1);
+	/* evhttp would call us back from its own free: we are already going. */
+	evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+	/* Frees the bufferevent, which releases every shared frame still in the
+	 * output buffer: those deliveries count as "connection gone". */
+	evhttp_connection_free(c->evcon);
+	free(c);
+}
+
+/* evhttp frees its connections in evhttp_free(): keep our side consistent. */
+static void ws_conn_evcon_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct ws_conn *c = arg;
+
+	(void)evcon;
+	registry_detach(&c->gw->reg, &c->links);
+	stats_add(&c->gw->stats->ws_closed, 1);
+	free(c);
+}
+
+struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
+    const char *key, const char *user, size_t user_len)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	char accept[WS_ACCEPT_LEN + 1], peer[80], uq[TARGET_ID_MAX * 2 + 8];
+	struct bufferevent *bev;
+	struct ws_conn *c;
+	uint64_t now = notifyd_now_ms();
+
+	if (evcon == NULL || ws_handshake_accept(key, accept) < 0)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	if (registry_attach(&gw->reg, &c->links, user, user_len) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->gw = gw;
+	c->evcon = evcon;
+	c->id = ++gw->next_conn_id;
+	c->next_ping_ms = now + gw->cfg->ws_ping_interval_ms;
+	ws_reader_init(&c->reader, gw->cfg->ws_max_message_size);
+
+	evhttp_add_header(out, "Upgrade", "websocket");
+	evhttp_add_header(out, "Connection", "Upgrade");
+	evhttp_add_header(out, "Sec-WebSocket-Accept", accept);
+	evhttp_send_reply_start(req, 101, "Switching Protocols");
+
+	/* The takeover: from here on the bytes are ours, never evhttp's. */
+	bev = evhttp_connection_get_bufferevent(evcon);
+	c->bev = bev;
+	bufferevent_setcb(bev, ws_conn_readcb, ws_conn_writecb, ws_conn_eventcb, c);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_setwatermark(bev, EV_READ | EV_WRITE, 0, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	evhttp_connection_set_closecb(evcon, ws_conn_evcon_closed, c);
+	/* Headers are no longer needed; a connection may live for months. */
+	evhttp_clear_headers(evhttp_request_get_input_headers(req));
+	/* The 101 is in the output buffer, ahead of any frame. */
+	c->bytes_queued = evbuffer_get_length(bufferevent_get_output(bev));
+
+	stats_add(&gw->stats->ws_opened, 1);
+	log_info("ws_open", "conn=%llu user=%s addr=%s conns=%zu",
+	    (unsigned long long)c->id, log_quote(uq, sizeof(uq), user, user_len),
+	    ws_conn_peer(c, peer, sizeof(peer)), gw->reg.nconns);
+
+	/* A client may send its first frame together with the handshake. */
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		ws_conn_readcb(bev, c);
+	return c;
+}
+
+/* Protocol error or the like: say why and hang up once that is written. */
+static void ws_conn_fail(struct ws_conn *c, uint16_t code, const char *reason)
+{
+	log_info("ws_fail", "conn=%llu code=%u reason=\"%s\"", (unsigned long long)c->id, code, reason);
+	ws_conn_send_close(c, code, reason);
+	c->state = WS_FLUSHING;
+	c->deadline_ms = notifyd_now_ms() + WS_CLOSE_GRACE_MS;
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
+{
+	if (c->state != WS_OPEN)
+		return;
+	ws_conn_send_close(c, code, reason);
+	c->state = WS_CLOSING;
+	c->deadline_ms = notifyd_now_ms() + WS_CLOSE_GRACE_MS;
+}
+
+/* Returns 1 if c was freed. */
+static int ws_conn_on_event(struct ws_conn *c, const struct ws_event *ev)
+{
+	switch (ev->type) {
+	case WS_EV_MESSAGE:
+		/* Clients have nothing to tell us in data frames: validated
+		 * by the reader, then dropped. */
+		log_debug("ws_message_ignored", "conn=%llu opcode=%u size=%llu",
+		    (unsigned long long)c->id, ev->opcode, (unsigned long long)ev->size);
+		return 0;
+	case WS_EV_PING:
+		if (c->state != WS_FLUSHING && c->close_sent == 0)
+			ws_conn_put_frame(c, WS_OP_PONG, ev->payload, ev->payload_len);
+		return 0;
+	case WS_EV_PONG:
+		c->ping_sent_ms = 0;
+		return 0;
+	case WS_EV_CLOSE:
+		c->close_received = ev->code;
+		if (c->close_sent == 0)
+			ws_conn_send_close(c, ev->code, "");
+		/* Handshake complete; the server closes TCP first (RFC 6455 7.1.1). */
+		c->state = WS_FLUSHING;
+		c->deadline_ms = notifyd_now_ms() + WS_CLOSE_GRACE_MS;
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+			ws_conn_free(c, "close_handshake");
+			return 1;
+		}
+		return 0;
+	case WS_EV_ERROR:
+		ws_conn_fail(c, ev->code, ev->reason != NULL ? ev->reason : "protocol error");
+		return 0;
+	case WS_EV_NONE:
+		break;
+	}
+	return 0;
+}
+
+static void ws_conn_readcb(struct bufferevent *bev, void *arg)
+{
+	struct ws_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (c->state != WS_FLUSHING && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		struct ws_event ev;
+		size_t used;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		used = ws_reader_feed(&c->reader, v.iov_base, v.iov_len, &ev);
+		evbuffer_drain(in, used);
+		if (ev.type != WS_EV_NONE && ws_conn_on_event(c, &ev))
+			return;
+	}
+	if (c->state == WS_FLUSHING)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void ws_conn_writecb(struct bufferevent *bev, void *arg)
+{
+	struct ws_conn *c = arg;
+
+	(void)bev;
+	/* Called when the output buffer is empty. */
+	c->nmarks = 0;
+	if (c->state == WS_FLUSHING)
+		ws_conn_free(c, c->close_received ? "close_handshake" : "failed");
+}
+
+static void ws_conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct ws_conn *c = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		ws_conn_free(c, (what & BEV_EVENT_EOF) ? "eof" : "socket_error");
+}
+
+static void ws_conn_mark(struct ws_conn *c, uint64_t now_ms)
+{
+	/* Coarse checkpoints keep the struct small; an age is overestimated by
+	 * at most a quarter of ws_send_timeout, i.e. we close a little early. */
+	uint64_t gran = c->gw->cfg->ws_send_timeout_ms / WS_MARKS;
+
+	if (c->nmarks > 0 && (c->nmarks == WS_MARKS ||
+	    now_ms - c->marks[c->nmarks - 1].t_ms < gran)) {
+		c->marks[c->nmarks - 1].end = c->bytes_queued;
+		return;
+	}
+	c->marks[c->nmarks].end = c->bytes_queued;
+	c->marks[c->nmarks].t_ms = now_ms;
+	c->nmarks++;
+}
+
+static void ws_conn_slow(struct ws_conn *c, const char *why, size_t pending)
+{
+	log_warn("ws_slow_client", "conn=%llu why=%s pending_bytes=%zu",
+	    (unsigned long long)c->id, why, pending);
+	stats_add(&c->gw->stats->slow_disconnects, 1);
+	ws_conn_close(c, WS_CLOSE_TRY_AGAIN, "client reads too slowly");
+}
+
+int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms)
+{
+	struct evbuffer *out;
+	size_t pending;
+
+	if (c->state != WS_OPEN)
+		return 0;
+	out = bufferevent_get_output(c->bev);
+	pending = evbuffer_get_length(out);
+	/* One frame is always accepted by an idle writer, whatever its size. */
+	if (pending > 0 && pending + m->frame_len > c->gw->cfg->ws_send_queue_max) {
+		ws_conn_slow(c, "queue_full", pending);
+		return 0;
+	}
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	if (evbuffer_add_reference(out, m->frame, m->frame_len, dispatch_msg_release, m) < 0) {
+		dispatch_msg_release(m->frame, m->frame_len, m);
+		return 0;
+	}
+	c->bytes_queued += m->frame_len;
+	ws_conn_mark(c, now_ms);
+	return 1;
+}
+
+void ws_conn_sweep(struct ws_conn *c, uint64_t now_ms)
+{
+	const struct config *cfg = c->gw->cfg;
+	size_t pending;
+	uint64_t written;
+
+	if (c->state != WS_OPEN) {
+		if (now_ms >= c->deadline_ms)
+			ws_conn_free(c, c->state == WS_CLOSING ? "close_timeout" : "flush_timeout");
+		return;
+	}
+	if (c->ping_sent_ms != 0 && now_ms - c->ping_sent_ms >= cfg->ws_pong_timeout_ms) {
+		ws_conn_free(c, "pong_timeout");
+		return;
+	}
+	pending = evbuffer_get_length(bufferevent_get_output(c->bev));
+	written = c->bytes_queued - pending;
+	while (c->nmarks > 0 && c->marks[0].end <= written) {
+		memmove(&c->marks[0], &c->marks[1], (size_t)(c->nmarks - 1) * sizeof(c->marks[0]));
+		c->nmarks--;
+	}
+	if (c->nmarks > 0 && now_ms - c->marks[0].t_ms >= cfg->ws_send_timeout_ms) {
+		ws_conn_slow(c, "send_timeout", pending);
+		return;
+	}
+	if (now_ms >= c->next_ping_ms) {
+		uint8_t payload[8];
+		uint64_t v = now_ms;
+
+		for (int i = 7; i >= 0; i--, v >>= 8)
+			payload[i] = (uint8_t)v;
+		ws_conn_put_frame(c, WS_OP_PING, payload, sizeof(payload));
+		if (c->ping_sent_ms == 0)
+			c->ping_sent_ms = now_ms;
+		c->next_ping_ms = now_ms + cfg->ws_ping_interval_ms;
+	}
+}

@@ -1,0 +1,150 @@
+#include "autoconfig.h"
+
+#include "xqueue.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+int xqueue_init(struct xqueue *q, const char *name, size_t elem_size, bool with_fd)
+{
+	memset(q, 0, sizeof(*q));
+	q->name = name;
+	q->elem = elem_size;
+	q->cap = 64;
+	q->efd = -1;
+	q->ring = malloc(q->cap * elem_size);
+	if (q->ring == NULL)
+		return -1;
+	if (with_fd) {
+		q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (q->efd < 0) {
+			free(q->ring);
+			q->ring = NULL;
+			return -1;
+		}
+	}
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	return 0;
+}
+
+void xqueue_destroy(struct xqueue *q)
+{
+	if (q->ring == NULL)
+		return;
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cond);
+	if (q->efd >= 0)
+		close(q->efd);
+	free(q->ring);
+	q->ring = NULL;
+}
+
+static int xqueue_grow(struct xqueue *q)
+{
+	size_t ncap = q->cap * 2;
+	unsigned char *n = malloc(ncap * q->elem);
+
+	if (n == NULL)
+		return -1;
+	/* Unroll the ring so the new one starts at index 0. */
+	for (size_t i = 0; i < q->count; i++)
+		memcpy(n + i * q->elem, q->ring + ((q->head + i) % q->cap) * q->elem, q->elem);
+	free(q->ring);
+	q->ring = n;
+	q->cap = ncap;
+	q->head = 0;
+	return 0;
+}
+
+int xqueue_push(struct xqueue *q, const void *item)
+{
+	bool was_empty;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->closed || (q->count == q->cap && xqueue_grow(q) < 0)) {
+		pthread_mutex_unlock(&q->mu);
+		return -1;
+	}
+	memcpy(q->ring + ((q->head + q->count) % q->cap) * q->elem, item, q->elem);
+	was_empty = q->count++ == 0;
+	if (q->efd < 0)
+		pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->mu);
+	/* Only the empty -> non-empty edge needs a wake-up: the receiver drains
+	 * everything it finds, so later pushes ride on the same one. */
+	if (was_empty && q->efd >= 0) {
+		uint64_t one = 1;
+
+		while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+	return 0;
+}
+
+int xqueue_pop_wait(struct xqueue *q, void *out)
+{
+	pthread_mutex_lock(&q->mu);
+	while (q->count == 0 && !q->closed)
+		pthread_cond_wait(&q->cond, &q->mu);
+	if (q->count == 0) {
+		pthread_mutex_unlock(&q->mu);
+		return 0;
+	}
+	memcpy(out, q->ring + q->head * q->elem, q->elem);
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	pthread_mutex_unlock(&q->mu);
+	return 1;
+}
+
+size_t xqueue_drain(struct xqueue *q, void *out, size_t max)
+{
+	size_t n = 0;
+
+	if (q->efd >= 0) {
+		uint64_t v;
+
+		while (read(q->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+			;
+	}
+	pthread_mutex_lock(&q->mu);
+	while (n < max && q->count > 0) {
+		memcpy((unsigned char *)out + n * q->elem, q->ring + q->head * q->elem, q->elem);
+		q->head = (q->head + 1) % q->cap;
+		q->count--;
+		n++;
+	}
+	/* Leftovers (max reached) must not be stranded without a wake-up. */
+	if (q->count > 0 && q->efd >= 0) {
+		uint64_t one = 1;
+
+		while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}
+
+int xqueue_fd(const struct xqueue *q)
+{
+	return q->efd;
+}
+
+void xqueue_close(struct xqueue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	q->closed = true;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->mu);
+	if (q->efd >= 0) {
+		uint64_t one = 1;
+
+		while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+}
