@@ -31,6 +31,7 @@ struct ack_window {
 	size_t mask;
 	size_t waiting;		/* ACK verdicts beyond a gap, not yet sent */
 	size_t pressure;	/* waiting count that triggers individual acks */
+	int flushing;		/* individual acks under way (may span calls) */
 };
 
 /* pressure: how many acks may wait behind an unsettled tag before they are

@@ -39,6 +39,7 @@ void ack_window_reset(struct ack_window *w)
 	w->base = 1;
 	w->next = 1;
 	w->waiting = 0;
+	w->flushing = 0;
 }
 
 static int ack_window_grow(struct ack_window *w, uint64_t need)
@@ -118,7 +119,9 @@ size_t ack_window_collect(struct ack_window *w, struct ack_action *out, size_t m
 	for (uint64_t t = w->base; t < w->next; t++)
 		if (SLOT(w, t) == ST_ACK_DUE)
 			w->waiting++;
-	if (w->waiting >= w->pressure) {
+	if (w->waiting >= w->pressure)
+		w->flushing = 1;
+	if (w->flushing) {
 		for (uint64_t t = w->base; t < w->next && n < max; t++) {
 			if (SLOT(w, t) != ST_ACK_DUE)
 				continue;
@@ -126,6 +129,8 @@ size_t ack_window_collect(struct ack_window *w, struct ack_action *out, size_t m
 			SLOT(w, t) = ST_SENT;
 			w->waiting--;
 		}
+		if (w->waiting == 0)
+			w->flushing = 0;
 	}
 	return n;
 }

@@ -42,7 +42,6 @@ struct daemon {
 	struct event *sig_term, *sig_int, *sig_hup;
 	enum drain_phase phase;
 	uint64_t drain_deadline_ms, close_deadline_ms;
-	int signals;
 };
 
 uint64_t notifyd_now_ns(void)

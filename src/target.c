@@ -1,0 +1,130 @@
+/* target.c - who a notification is for, from its routing key or its body.
+ *
+ * cJSON keeps only the double value of a number, not its text, so an
+ * integer user_id is judged by value: any number that is integral and
+ * within +-2^53 is accepted and rewritten in plain decimal ("1e3" and
+ * "1000.0" both name user "1000", "-0" names "0").  Fractions, values out
+ * of range and non-numbers are the wrong type (TARGET_BAD_FIELD); only a
+ * string can break the id rules (TARGET_BAD_ID).
+ */
+#include "autoconfig.h"
+
+#include "target.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "utf8.h"
+
+/* Largest magnitude where every integer is a double, per the contract. */
+#define TARGET_INT_LIMIT 9007199254740992.0	/* 2^53 */
+
+int target_id_valid(const char *id, size_t len)
+{
+	if (id == NULL || len == 0 || len > TARGET_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)id[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return 0;
+	}
+	return utf8_valid((const uint8_t *)id, len);
+}
+
+static void target_reset(struct target *t)
+{
+	t->kind = TARGET_NONE;
+	t->id_len = 0;
+	t->id[0] = '\0';
+}
+
+static int target_set_user(struct target *t, const char *id, size_t len)
+{
+	if (!target_id_valid(id, len))
+		return TARGET_BAD_ID;
+	memcpy(t->id, id, len);
+	t->id[len] = '\0';
+	t->id_len = len;
+	t->kind = TARGET_USER;
+	return TARGET_OK;
+}
+
+int target_from_routing_key(const char *key, size_t len, struct target *t)
+{
+	static const char user_prefix[] = "user.";
+	static const char broadcast[] = "broadcast";
+
+	target_reset(t);
+	if (len == sizeof(broadcast) - 1 && memcmp(key, broadcast, len) == 0) {
+		t->kind = TARGET_BROADCAST;
+		return TARGET_OK;
+	}
+	if (len >= sizeof(user_prefix) - 1 &&
+	    memcmp(key, user_prefix, sizeof(user_prefix) - 1) == 0)
+		return target_set_user(t, key + sizeof(user_prefix) - 1,
+				       len - (sizeof(user_prefix) - 1));
+	return TARGET_OK;
+}
+
+static int target_from_number(double v, struct target *t)
+{
+	char buf[32];
+	int64_t n;
+	int len;
+
+	/* Written so that NaN fails too. */
+	if (!(v >= -TARGET_INT_LIMIT && v <= TARGET_INT_LIMIT))
+		return TARGET_BAD_FIELD;
+	n = (int64_t)v;
+	if ((double)n != v)
+		return TARGET_BAD_FIELD;
+	len = snprintf(buf, sizeof(buf), "%" PRId64, n);
+	if (len <= 0 || (size_t)len >= sizeof(buf))
+		return TARGET_BAD_FIELD;
+	return target_set_user(t, buf, (size_t)len);
+}
+
+int target_from_body(const struct cJSON *obj, struct target *t)
+{
+	const cJSON *uid, *bc;
+
+	target_reset(t);
+	if (obj == NULL || !cJSON_IsObject(obj))
+		return TARGET_BAD_FIELD;
+	uid = cJSON_GetObjectItemCaseSensitive(obj, "user_id");
+	if (uid != NULL) {
+		if (cJSON_IsString(uid) && uid->valuestring != NULL)
+			return target_set_user(t, uid->valuestring, strlen(uid->valuestring));
+		if (cJSON_IsNumber(uid))
+			return target_from_number(uid->valuedouble, t);
+		return TARGET_BAD_FIELD;
+	}
+	bc = cJSON_GetObjectItemCaseSensitive(obj, "broadcast");
+	if (bc == NULL || cJSON_IsFalse(bc))
+		return TARGET_MISSING;
+	if (!cJSON_IsTrue(bc))
+		return TARGET_BAD_FIELD;
+	t->kind = TARGET_BROADCAST;
+	return TARGET_OK;
+}
+
+const char *target_strerror(int err)
+{
+	switch (err) {
+	case TARGET_OK:
+		return "ok";
+	case TARGET_BAD_ID:
+		return "bad_user_id";
+	case TARGET_MISSING:
+		return "no_target";
+	case TARGET_BAD_FIELD:
+		return "bad_target_field";
+	default:
+		return "unknown_target_error";
+	}
+}
