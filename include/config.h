@@ -37,6 +37,24 @@ struct config {
 	uint32_t handshake_timeout_ms;	/* handshake_timeout, 10s */
 	struct config_list allowed_origins; /* allowed_origins, empty: browsers refused; "*": any */
 	enum config_auth auth;		/* auth, none | jwt */
+	uint32_t max_connections_per_user; /* max_connections_per_user, 0 (no limit) */
+	uint32_t ip_connect_rate;	/* ip_connect_rate, 0 (off): new connections per second per IP */
+
+	/* JSON Web Tokens (auth = jwt) */
+	char *jwt_algorithm;		/* jwt_algorithm, "HS256" */
+	char *jwt_secret;		/* jwt_secret, "" (secret: HS*) */
+	char *jwt_key_file;		/* jwt_key_file, "" (PEM public key: RS*, ES*, PS*) */
+	char *jwt_issuer;		/* jwt_issuer, "" (not checked) */
+	char *jwt_audience;		/* jwt_audience, "" (not checked) */
+	char *jwt_user_claim;		/* jwt_user_claim, "sub" */
+	uint32_t jwt_leeway_s;		/* jwt_leeway, 30s */
+	bool jwt_require_exp;		/* jwt_require_exp, on */
+	bool jwt_close_on_expiry;	/* jwt_close_on_expiry, on: close with 1008 when the token expires */
+
+	/* TLS for clients */
+	char *tls_cert_file;		/* tls_cert_file, "" (no TLS) */
+	char *tls_key_file;		/* tls_key_file, "" */
+	uint16_t tls_port;		/* tls_port, 0: TLS on listen_port itself when a certificate is set */
 
 	/* WebSocket connections */
 	uint64_t ws_max_message_size;	/* ws_max_message_size, 64k: client -> server */
@@ -56,13 +74,26 @@ struct config {
 	uint32_t amqp_heartbeat_s;	/* amqp_heartbeat, 30s (0 disables; whole seconds) */
 	uint32_t amqp_reconnect_min_ms;	/* amqp_reconnect_min, 500ms */
 	uint32_t amqp_reconnect_max_ms;	/* amqp_reconnect_max, 30s */
+	char *amqp_ca_file;		/* amqp_ca_file, "" (system CAs) for amqps:// */
+	char *amqp_cert_file;		/* amqp_cert_file, "" (no client certificate) */
+	char *amqp_key_file;		/* amqp_key_file, "" */
+	bool amqp_verify_peer;		/* amqp_verify_peer, on */
+
+	/* publishing over HTTP */
+	struct config_list push_keys;	/* push_keys, "" (secret; empty: POST /push answers 403) */
+	uint64_t push_max_body;		/* push_max_body, 1M */
+	uint32_t push_timeout_ms;	/* push_timeout, 5s: wait for the broker's confirm */
+	uint32_t push_max_batch;	/* push_max_batch, 1000 notifications per request */
 
 	/* processing */
 	uint32_t workers;		/* workers, 2 (1..64) */
 	uint64_t max_message_size;	/* max_message_size, 1M: broker -> client body */
 	uint32_t drain_timeout_ms;	/* drain_timeout, 10s */
 
+	bool demo;			/* demo, off: GET / serves a page to try notifyd */
+
 	/* logging */
+	char *log_file;			/* log_file, "" (stderr); reopened on SIGHUP */
 	enum config_log_level log_level; /* log_level, info */
 	enum config_log_format log_format; /* log_format, kv | json */
 };

@@ -17,6 +17,7 @@ struct event_base;
 struct event;
 struct dispatch;
 struct http_server;
+struct http_push;
 struct xqueue;
 
 enum broker_state {
@@ -31,7 +32,7 @@ struct broker_status {
 	enum broker_state state;
 	bool cancelled;		/* consuming stopped for shutdown */
 	bool drained;		/* ... and every delivery taken is settled */
-	char error[160];
+	char error[200];
 };
 
 struct gateway {
@@ -41,6 +42,7 @@ struct gateway {
 	struct conn_registry reg;
 	struct dispatch *dispatch;
 	struct http_server *http;
+	struct http_push *push;
 	struct xqueue *ackq;		/* to the consumer thread */
 	struct broker_status broker;	/* the loop's copy, for /health */
 	uint64_t started_ms;

@@ -19,6 +19,14 @@ enum reject_reason {
 	REJECT_REASON_COUNT
 };
 
+/* HTTP statuses of POST /push, as metrics labels. */
+enum push_status_idx { PUSH_202 = 0, PUSH_400, PUSH_401, PUSH_403, PUSH_405, PUSH_413, PUSH_503, PUSH_OTHER,
+	PUSH_STATUS_COUNT };
+
+/* Upper bounds (seconds) of the delivery latency histogram buckets; +Inf is
+ * implicit. */
+#define STATS_LATENCY_BUCKETS 14
+
 struct stats {
 	atomic_uint_fast64_t consumed;		/* deliveries taken from the broker */
 	atomic_uint_fast64_t redelivered;	/* of which had the redelivered flag */
@@ -33,7 +41,25 @@ struct stats {
 	atomic_uint_fast64_t ws_closed;
 	atomic_uint_fast64_t ws_rejected;	/* handshakes answered with an error */
 	atomic_uint_fast64_t bytes_out;
+	atomic_uint_fast64_t push_status[PUSH_STATUS_COUNT];
+	atomic_uint_fast64_t push_messages;	/* notifications confirmed by the broker */
+	atomic_uint_fast64_t limit_hits[4];	/* enum limit_kind */
+	/* broker delivery -> frame written, per frame */
+	atomic_uint_fast64_t latency_bucket[STATS_LATENCY_BUCKETS + 1];
+	atomic_uint_fast64_t latency_sum_us;
+	atomic_uint_fast64_t latency_count;
 };
+
+enum limit_kind { LIMIT_CONNECTIONS = 0, LIMIT_PER_USER, LIMIT_IP_RATE, LIMIT_HANDSHAKE };
+
+extern const double stats_latency_bounds[STATS_LATENCY_BUCKETS];
+
+enum push_status_idx stats_push_index(int status);
+const char *stats_push_label(enum push_status_idx i);
+const char *stats_limit_name(enum limit_kind k);
+
+/* Record one frame's time from broker delivery to socket, in ns. */
+void stats_observe_latency(struct stats *s, uint64_t ns);
 
 const char *stats_reject_name(enum reject_reason r);
 

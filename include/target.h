@@ -48,6 +48,11 @@ int target_from_routing_key(const char *key, size_t len, struct target *t);
  * TARGET_BAD_FIELD or TARGET_BAD_ID. */
 int target_from_body(const struct cJSON *obj, struct target *t);
 
+/* Does the JSON text contain an escaped NUL (\u0000)?  cJSON ends a string
+ * there, so "ab\u0000cd" would read as user "ab": never route on such a
+ * body.  (A literal backslash before "u0000" is refused too: rare, safe.) */
+int target_has_escaped_nul(const char *json, size_t len);
+
 /* Short static name of an error, for logs and metrics labels. */
 const char *target_strerror(int err);
 

@@ -13,25 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef HAVE_RABBITMQ_C_AMQP_H
-#include <rabbitmq-c/amqp.h>
-#include <rabbitmq-c/ssl_socket.h>
-#include <rabbitmq-c/tcp_socket.h>
-#else
-#include <amqp.h>
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
-#endif
-
 #include "ack_window.h"
+#include "amqp_link.h"
 #include "delivery.h"
 #include "log.h"
 #include "notifyd.h"
 #include "xqueue.h"
 
-#define CHANNEL 1
+#define CHANNEL AMQP_LINK_CHANNEL
 #define ACK_BATCH 512
-#define CONNECT_TIMEOUT_S 5
 
 struct amqp_consumer {
 	const struct config *cfg;
@@ -42,15 +32,15 @@ struct amqp_consumer {
 	pthread_t thread;
 
 	/* Everything below belongs to the consumer thread alone. */
-	amqp_connection_state_t conn;
-	bool alive;			/* the connection may still be closed politely */
+	struct amqp_link link;
+	amqp_connection_state_t conn;	/* link.conn while connected, else NULL */
 	uint32_t gen;
 	uint64_t seq;
 	struct ack_window win;
 	amqp_bytes_t consumer_tag;
 	bool cancelled, drained_posted;
 	enum broker_state state;
-	char error[160];
+	char error[200];
 	unsigned int seed;
 };
 
@@ -67,120 +57,35 @@ static void consumer_post(struct amqp_consumer *c, enum broker_state st)
 	(void)xqueue_push(c->statusq, &s);
 }
 
-static void consumer_set_error(struct amqp_consumer *c, const char *what, amqp_rpc_reply_t r)
-{
-	switch (r.reply_type) {
-	case AMQP_RESPONSE_NORMAL:
-		snprintf(c->error, sizeof(c->error), "%s: ok", what);
-		break;
-	case AMQP_RESPONSE_NONE:
-		snprintf(c->error, sizeof(c->error), "%s: missing reply", what);
-		break;
-	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-		snprintf(c->error, sizeof(c->error), "%s: %s", what, amqp_error_string2(r.library_error));
-		break;
-	case AMQP_RESPONSE_SERVER_EXCEPTION:
-		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-			const amqp_connection_close_t *m = r.reply.decoded;
-
-			snprintf(c->error, sizeof(c->error), "%s: connection closed %u %.*s", what,
-			    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-			const amqp_channel_close_t *m = r.reply.decoded;
-
-			snprintf(c->error, sizeof(c->error), "%s: channel closed %u %.*s", what,
-			    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		} else {
-			snprintf(c->error, sizeof(c->error), "%s: server method 0x%08x", what, r.reply.id);
-		}
-		break;
-	}
-}
-
 static int consumer_rpc_ok(struct amqp_consumer *c, const char *what)
 {
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
-
-	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+	if (amqp_link_rpc_ok(&c->link, what))
 		return 1;
-	consumer_set_error(c, what, r);
-	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
-		c->alive = false;
+	snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 	return 0;
 }
 
-/* Open the connection and set up the channel, exchange, queue, bindings,
- * QoS and the consumer.  Returns 0, -1 with c->error set. */
+/* Open the connection and set up the exchange, queue, bindings, QoS and
+ * the consumer.  Returns 0, -1 with c->error set. */
 static int consumer_connect(struct amqp_consumer *c)
 {
 	const struct config *cfg = c->cfg;
-	struct amqp_connection_info info;
-	struct timeval tv = { CONNECT_TIMEOUT_S, 0 };
-	amqp_socket_t *sock;
-	amqp_rpc_reply_t r;
-	char *url = strdup(cfg->amqp_url);
-	const char *vhost;
 	amqp_table_entry_t qarg;
 	amqp_table_t qargs = amqp_empty_table;
 	amqp_basic_consume_ok_t *ok;
-	int rc = -1;
+	const char *keys[2 + CONFIG_LIST_MAX];
+	size_t nkeys = 0;
 
-	if (url == NULL) {
-		snprintf(c->error, sizeof(c->error), "out of memory");
+	if (amqp_link_open(&c->link, cfg, "consumer") < 0) {
+		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
 	}
-	amqp_default_connection_info(&info);
-	if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
-		snprintf(c->error, sizeof(c->error), "amqp_url cannot be parsed");
-		goto out;
-	}
-	/* "amqp://host/" names the vhost "", which no broker has: the
-	 * contract's default URL means "/". */
-	vhost = (info.vhost == NULL || *info.vhost == '\0') ? "/" : info.vhost;
-	c->conn = amqp_new_connection();
-	if (c->conn == NULL) {
-		snprintf(c->error, sizeof(c->error), "out of memory");
-		goto out;
-	}
-	if (info.ssl) {
-		sock = amqp_ssl_socket_new(c->conn);
-		if (sock != NULL) {
-			amqp_ssl_socket_set_verify_peer(sock, 1);
-			amqp_ssl_socket_set_verify_hostname(sock, 1);
-		}
-	} else {
-		sock = amqp_tcp_socket_new(c->conn);
-	}
-	if (sock == NULL) {
-		snprintf(c->error, sizeof(c->error), "cannot create socket");
-		goto out;
-	}
-	rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
-	if (rc != AMQP_STATUS_OK) {
-		snprintf(c->error, sizeof(c->error), "connect %s:%d: %s", info.host, info.port,
-		    amqp_error_string2(rc));
-		rc = -1;
-		goto out;
-	}
-	rc = -1;
-	c->alive = true;
-	amqp_set_handshake_timeout(c->conn, &tv);
-	amqp_set_rpc_timeout(c->conn, &tv);
-	r = amqp_login(c->conn, vhost, 0, 131072, (int)cfg->amqp_heartbeat_s,
-	    AMQP_SASL_METHOD_PLAIN, info.user, info.password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		consumer_set_error(c, "login", r);
-		c->alive = false;
-		goto out;
-	}
-	amqp_channel_open(c->conn, CHANNEL);
-	if (!consumer_rpc_ok(c, "channel.open"))
-		goto out;
+	c->conn = c->link.conn;
 	amqp_exchange_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_exchange),
 	    amqp_cstring_bytes("topic"), !cfg->amqp_exchange_declare, 1, 0, 0, amqp_empty_table);
 	if (!consumer_rpc_ok(c, "exchange.declare"))
-		goto out;
-	if (cfg->amqp_dead_letter_exchange != NULL && *cfg->amqp_dead_letter_exchange != '\0') {
+		return -1;
+	if (cfg->amqp_dead_letter_exchange[0] != '\0') {
 		qarg.key = amqp_cstring_bytes("x-dead-letter-exchange");
 		qarg.value.kind = AMQP_FIELD_KIND_UTF8;
 		qarg.value.value.bytes = amqp_cstring_bytes(cfg->amqp_dead_letter_exchange);
@@ -189,54 +94,36 @@ static int consumer_connect(struct amqp_consumer *c)
 	}
 	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue), 0, 1, 0, 0, qargs);
 	if (!consumer_rpc_ok(c, "queue.declare"))
-		goto out;
-	{
-		const char *keys[2 + CONFIG_LIST_MAX];
-		size_t nkeys = 0;
-
-		keys[nkeys++] = "user.*";
-		keys[nkeys++] = "broadcast";
-		for (size_t i = 0; i < cfg->amqp_bindings.n; i++)
-			keys[nkeys++] = cfg->amqp_bindings.item[i];
-		for (size_t i = 0; i < nkeys; i++) {
-			amqp_queue_bind(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue),
-			    amqp_cstring_bytes(cfg->amqp_exchange), amqp_cstring_bytes(keys[i]),
-			    amqp_empty_table);
-			if (!consumer_rpc_ok(c, "queue.bind"))
-				goto out;
-		}
+		return -1;
+	keys[nkeys++] = "user.*";
+	keys[nkeys++] = "broadcast";
+	for (size_t i = 0; i < cfg->amqp_bindings.n; i++)
+		keys[nkeys++] = cfg->amqp_bindings.item[i];
+	for (size_t i = 0; i < nkeys; i++) {
+		amqp_queue_bind(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue),
+		    amqp_cstring_bytes(cfg->amqp_exchange), amqp_cstring_bytes(keys[i]),
+		    amqp_empty_table);
+		if (!consumer_rpc_ok(c, "queue.bind"))
+			return -1;
 	}
 	amqp_basic_qos(c->conn, CHANNEL, 0, (uint16_t)cfg->amqp_prefetch, 0);
 	if (!consumer_rpc_ok(c, "basic.qos"))
-		goto out;
+		return -1;
 	ok = amqp_basic_consume(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue),
 	    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
 	if (ok == NULL || !consumer_rpc_ok(c, "basic.consume"))
-		goto out;
+		return -1;
 	c->consumer_tag = amqp_bytes_malloc_dup(ok->consumer_tag);
-	log_info("broker_consuming", "host=%s port=%d queue=%s prefetch=%u generation=%u",
-	    info.host, info.port, cfg->amqp_queue, cfg->amqp_prefetch, c->gen);
+	log_info("broker_consuming", "queue=%s prefetch=%u generation=%u",
+	    cfg->amqp_queue, cfg->amqp_prefetch, c->gen);
 	c->error[0] = '\0';
-	rc = 0;
-out:
-	free(url);
-	return rc;
+	return 0;
 }
 
 static void consumer_disconnect(struct amqp_consumer *c)
 {
-	if (c->conn == NULL)
-		return;
-	if (c->alive) {
-		struct timeval tv = { 1, 0 };
-
-		amqp_set_rpc_timeout(c->conn, &tv);
-		amqp_channel_close(c->conn, CHANNEL, AMQP_REPLY_SUCCESS);
-		amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
-	}
-	amqp_destroy_connection(c->conn);
+	amqp_link_close(&c->link);
 	c->conn = NULL;
-	c->alive = false;
 	amqp_bytes_free(c->consumer_tag);
 	c->consumer_tag = amqp_empty_bytes;
 	/* Deliveries of this connection can no longer be acked: the broker
@@ -281,7 +168,7 @@ static int consumer_flush_acks(struct amqp_consumer *c)
 			}
 			if (st != AMQP_STATUS_OK) {
 				snprintf(c->error, sizeof(c->error), "ack: %s", amqp_error_string2(st));
-				c->alive = false;
+				c->link.alive = false;
 				return -1;
 			}
 		}
@@ -293,61 +180,14 @@ static int consumer_flush_acks(struct amqp_consumer *c)
  * reconnect. */
 static int consumer_other_frame(struct amqp_consumer *c)
 {
-	amqp_frame_t f;
-	struct timeval zero = { 0, 0 };
-	int st = amqp_simple_wait_frame_noblock(c->conn, &f, &zero);
+	struct amqp_link_frame f;
 
-	if (st == AMQP_STATUS_TIMEOUT)
-		return 0;
-	if (st != AMQP_STATUS_OK) {
-		snprintf(c->error, sizeof(c->error), "read: %s", amqp_error_string2(st));
-		c->alive = false;
+	amqp_link_next_frame(&c->link, NULL, &f);
+	if (f.ev == LINK_FATAL || f.ev == LINK_CANCELLED) {
+		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
 	}
-	if (f.frame_type != AMQP_FRAME_METHOD)
-		return 0;
-	switch (f.payload.method.id) {
-	case AMQP_CHANNEL_CLOSE_METHOD: {
-		const amqp_channel_close_t *m = f.payload.method.decoded;
-		amqp_channel_close_ok_t okm;
-
-		snprintf(c->error, sizeof(c->error), "channel closed by broker: %u %.*s",
-		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		amqp_send_method(c->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &okm);
-		amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
-		c->alive = false;
-		return -1;
-	}
-	case AMQP_CONNECTION_CLOSE_METHOD: {
-		const amqp_connection_close_t *m = f.payload.method.decoded;
-		amqp_connection_close_ok_t okm;
-
-		snprintf(c->error, sizeof(c->error), "connection closed by broker: %u %.*s",
-		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		amqp_send_method(c->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &okm);
-		c->alive = false;
-		return -1;
-	}
-	case AMQP_BASIC_CANCEL_METHOD:
-		/* The broker cancelled us (queue deleted, node going down). */
-		snprintf(c->error, sizeof(c->error), "consumer cancelled by broker");
-		return -1;
-	case AMQP_BASIC_RETURN_METHOD: {
-		amqp_message_t msg;
-
-		if (amqp_read_message(c->conn, f.channel, &msg, 0).reply_type == AMQP_RESPONSE_NORMAL)
-			amqp_destroy_message(&msg);
-		return 0;
-	}
-	case AMQP_CONNECTION_BLOCKED_METHOD:
-		log_warn("broker_blocked", "generation=%u", c->gen);
-		return 0;
-	case AMQP_CONNECTION_UNBLOCKED_METHOD:
-		log_info("broker_unblocked", "generation=%u", c->gen);
-		return 0;
-	default:
-		return 0;
-	}
+	return 0;
 }
 
 static uint64_t mono_ns(void)
@@ -443,8 +283,9 @@ static int consumer_session(struct amqp_consumer *c)
 				continue;
 			}
 		}
-		consumer_set_error(c, "consume", res);
-		c->alive = false;
+		amqp_link_set_error(&c->link, "consume", res);
+		c->link.alive = false;
+		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
 	}
 }

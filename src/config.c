@@ -44,6 +44,7 @@ struct key {
 	uint64_t min, max;
 	const char *const *names;	/* K_ENUM only, NULL-terminated */
 	const char *def;
+	bool secret;			/* never printed nor echoed in errors */
 };
 
 /* The enums are stored through an int; make sure that is their size. */
@@ -61,37 +62,65 @@ static const char *const format_names[] = { "kv", "json", NULL };
 
 /* Order is the order of config_print() and of etc/notifyd.conf. */
 static const struct key keys[] = {
-	{ "listen_address", K_STRING, FIELD(listen_address, char *), 1, 0, NULL, "127.0.0.1" },
-	{ "listen_port", K_PORT, FIELD(listen_port, uint16_t), 1, 65535, NULL, "8081" },
-	{ "max_connections", K_UINT, FIELD(max_connections, uint32_t), 1, 10000000, NULL, "10000" },
-	{ "handshake_timeout", K_MS, FIELD(handshake_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "10s" },
-	{ "allowed_origins", K_LIST, FIELD(allowed_origins, struct config_list), 0, 0, NULL, "" },
-	{ "auth", K_ENUM, FIELD(auth, enum config_auth), 0, 0, auth_names, "none" },
+	{ "listen_address", K_STRING, FIELD(listen_address, char *), 1, 0, NULL, "127.0.0.1", false },
+	{ "listen_port", K_PORT, FIELD(listen_port, uint16_t), 1, 65535, NULL, "8081", false },
+	{ "max_connections", K_UINT, FIELD(max_connections, uint32_t), 1, 10000000, NULL, "10000", false },
+	{ "handshake_timeout", K_MS, FIELD(handshake_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "10s", false },
+	{ "allowed_origins", K_LIST, FIELD(allowed_origins, struct config_list), 0, 0, NULL, "", false },
+	{ "auth", K_ENUM, FIELD(auth, enum config_auth), 0, 0, auth_names, "none", false },
+	{ "max_connections_per_user", K_UINT, FIELD(max_connections_per_user, uint32_t), 0, 10000000, NULL, "0", false },
+	{ "ip_connect_rate", K_UINT, FIELD(ip_connect_rate, uint32_t), 0, 10000000, NULL, "0", false },
 
-	{ "ws_max_message_size", K_SIZE, FIELD(ws_max_message_size, uint64_t), 125, 64 * MIB, NULL, "64k" },
-	{ "ws_ping_interval", K_MS, FIELD(ws_ping_interval_ms, uint32_t), 1, UINT32_MAX, NULL, "30s" },
-	{ "ws_pong_timeout", K_MS, FIELD(ws_pong_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "10s" },
-	{ "ws_send_queue_max", K_SIZE, FIELD(ws_send_queue_max, uint64_t), KIB, GIB, NULL, "4M" },
-	{ "ws_send_timeout", K_MS, FIELD(ws_send_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "5s" },
+	{ "jwt_algorithm", K_STRING, FIELD(jwt_algorithm, char *), 1, 16, NULL, "HS256", false },
+	{ "jwt_secret", K_STRING, FIELD(jwt_secret, char *), 0, 4096, NULL, "", true },
+	{ "jwt_key_file", K_STRING, FIELD(jwt_key_file, char *), 0, 4096, NULL, "", false },
+	{ "jwt_issuer", K_STRING, FIELD(jwt_issuer, char *), 0, 1024, NULL, "", false },
+	{ "jwt_audience", K_STRING, FIELD(jwt_audience, char *), 0, 1024, NULL, "", false },
+	{ "jwt_user_claim", K_STRING, FIELD(jwt_user_claim, char *), 1, 128, NULL, "sub", false },
+	{ "jwt_leeway", K_SECONDS, FIELD(jwt_leeway_s, uint32_t), 0, 3600, NULL, "30s", false },
+	{ "jwt_require_exp", K_BOOL, FIELD(jwt_require_exp, bool), 0, 0, NULL, "on", false },
+	{ "jwt_close_on_expiry", K_BOOL, FIELD(jwt_close_on_expiry, bool), 0, 0, NULL, "on", false },
 
-	{ "amqp_url", K_URL, FIELD(amqp_url, char *), 0, 0, NULL, "amqp://guest:guest@127.0.0.1:5672/" },
-	{ "amqp_exchange", K_STRING, FIELD(amqp_exchange, char *), 1, AMQP_SHORTSTR_MAX, NULL, "notifications" },
-	{ "amqp_exchange_declare", K_BOOL, FIELD(amqp_exchange_declare, bool), 0, 0, NULL, "on" },
-	{ "amqp_queue", K_STRING, FIELD(amqp_queue, char *), 0, AMQP_SHORTSTR_MAX, NULL, "" },
-	{ "amqp_bindings", K_LIST, FIELD(amqp_bindings, struct config_list), 0, AMQP_SHORTSTR_MAX, NULL, "" },
-	{ "amqp_dead_letter_exchange", K_STRING, FIELD(amqp_dead_letter_exchange, char *), 0, AMQP_SHORTSTR_MAX, NULL, "" },
-	{ "amqp_prefetch", K_UINT, FIELD(amqp_prefetch, uint32_t), 1, 65535, NULL, "512" },
-	{ "amqp_heartbeat", K_SECONDS, FIELD(amqp_heartbeat_s, uint32_t), 0, 3600, NULL, "30s" },
-	{ "amqp_reconnect_min", K_MS, FIELD(amqp_reconnect_min_ms, uint32_t), 1, UINT32_MAX, NULL, "500ms" },
-	{ "amqp_reconnect_max", K_MS, FIELD(amqp_reconnect_max_ms, uint32_t), 1, UINT32_MAX, NULL, "30s" },
+	{ "tls_cert_file", K_STRING, FIELD(tls_cert_file, char *), 0, 4096, NULL, "", false },
+	{ "tls_key_file", K_STRING, FIELD(tls_key_file, char *), 0, 4096, NULL, "", false },
+	{ "tls_port", K_PORT, FIELD(tls_port, uint16_t), 0, 65535, NULL, "0", false },
 
-	{ "workers", K_UINT, FIELD(workers, uint32_t), 1, 64, NULL, "2" },
-	{ "max_message_size", K_SIZE, FIELD(max_message_size, uint64_t), 1, 64 * MIB, NULL, "1M" },
+	{ "ws_max_message_size", K_SIZE, FIELD(ws_max_message_size, uint64_t), 125, 64 * MIB, NULL, "64k", false },
+	{ "ws_ping_interval", K_MS, FIELD(ws_ping_interval_ms, uint32_t), 1, UINT32_MAX, NULL, "30s", false },
+	{ "ws_pong_timeout", K_MS, FIELD(ws_pong_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "10s", false },
+	{ "ws_send_queue_max", K_SIZE, FIELD(ws_send_queue_max, uint64_t), KIB, GIB, NULL, "4M", false },
+	{ "ws_send_timeout", K_MS, FIELD(ws_send_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "5s", false },
+
+	{ "amqp_url", K_URL, FIELD(amqp_url, char *), 0, 0, NULL, "amqp://guest:guest@127.0.0.1:5672/", false },
+	{ "amqp_exchange", K_STRING, FIELD(amqp_exchange, char *), 1, AMQP_SHORTSTR_MAX, NULL, "notifications", false },
+	{ "amqp_exchange_declare", K_BOOL, FIELD(amqp_exchange_declare, bool), 0, 0, NULL, "on", false },
+	{ "amqp_queue", K_STRING, FIELD(amqp_queue, char *), 0, AMQP_SHORTSTR_MAX, NULL, "", false },
+	{ "amqp_bindings", K_LIST, FIELD(amqp_bindings, struct config_list), 0, AMQP_SHORTSTR_MAX, NULL, "", false },
+	{ "amqp_dead_letter_exchange", K_STRING, FIELD(amqp_dead_letter_exchange, char *), 0, AMQP_SHORTSTR_MAX, NULL, "", false },
+	{ "amqp_prefetch", K_UINT, FIELD(amqp_prefetch, uint32_t), 1, 65535, NULL, "512", false },
+	{ "amqp_heartbeat", K_SECONDS, FIELD(amqp_heartbeat_s, uint32_t), 0, 3600, NULL, "30s", false },
+	{ "amqp_reconnect_min", K_MS, FIELD(amqp_reconnect_min_ms, uint32_t), 1, UINT32_MAX, NULL, "500ms", false },
+	{ "amqp_reconnect_max", K_MS, FIELD(amqp_reconnect_max_ms, uint32_t), 1, UINT32_MAX, NULL, "30s", false },
+	{ "amqp_ca_file", K_STRING, FIELD(amqp_ca_file, char *), 0, 4096, NULL, "", false },
+	{ "amqp_cert_file", K_STRING, FIELD(amqp_cert_file, char *), 0, 4096, NULL, "", false },
+	{ "amqp_key_file", K_STRING, FIELD(amqp_key_file, char *), 0, 4096, NULL, "", false },
+	{ "amqp_verify_peer", K_BOOL, FIELD(amqp_verify_peer, bool), 0, 0, NULL, "on", false },
+
+	{ "push_keys", K_LIST, FIELD(push_keys, struct config_list), 0, 1024, NULL, "", true },
+	{ "push_max_body", K_SIZE, FIELD(push_max_body, uint64_t), 2, 64 * MIB, NULL, "1M", false },
+	{ "push_timeout", K_MS, FIELD(push_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "5s", false },
+	{ "push_max_batch", K_UINT, FIELD(push_max_batch, uint32_t), 1, 100000, NULL, "1000", false },
+
+	{ "workers", K_UINT, FIELD(workers, uint32_t), 1, 64, NULL, "2", false },
+	{ "max_message_size", K_SIZE, FIELD(max_message_size, uint64_t), 1, 64 * MIB, NULL, "1M", false },
 	/* 0 is allowed: stop at once without waiting for in-flight messages */
-	{ "drain_timeout", K_MS, FIELD(drain_timeout_ms, uint32_t), 0, UINT32_MAX, NULL, "10s" },
+	{ "drain_timeout", K_MS, FIELD(drain_timeout_ms, uint32_t), 0, UINT32_MAX, NULL, "10s", false },
 
-	{ "log_level", K_ENUM, FIELD(log_level, enum config_log_level), 0, 0, level_names, "info" },
-	{ "log_format", K_ENUM, FIELD(log_format, enum config_log_format), 0, 0, format_names, "kv" },
+	{ "demo", K_BOOL, FIELD(demo, bool), 0, 0, NULL, "off", false },
+
+	{ "log_file", K_STRING, FIELD(log_file, char *), 0, 4096, NULL, "", false },
+	{ "log_level", K_ENUM, FIELD(log_level, enum config_log_level), 0, 0, level_names, "info", false },
+	{ "log_format", K_ENUM, FIELD(log_format, enum config_log_format), 0, 0, format_names, "kv", false },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -181,7 +210,7 @@ static int bad(struct errctx *e, const struct key *k, const char *value, const c
 	va_start(ap, fmt);
 	err_vadd(e, fmt, ap);
 	va_end(ap);
-	if (value && k->type != K_URL)
+	if (value && k->type != K_URL && !k->secret)
 		err_add(e, " (got '%s')", value);
 	return -1;
 }
@@ -756,8 +785,12 @@ int config_finish(struct config *c, char *err, size_t errlen)
 	err_init(&e, err, errlen);
 	if (!c->listen_address || !*c->listen_address)
 		return fail(&e, "listen_address", "must not be empty");
-	if (c->auth == CONFIG_AUTH_JWT)
-		return fail(&e, NULL, "auth = jwt is not supported yet");
+	if (c->auth == CONFIG_AUTH_JWT && c->jwt_secret[0] == '\0' && c->jwt_key_file[0] == '\0')
+		return fail(&e, "auth", "jwt needs jwt_secret (HS*) or jwt_key_file (RS*, ES*, PS*)");
+	if ((c->tls_cert_file[0] == '\0') != (c->tls_key_file[0] == '\0'))
+		return fail(&e, "tls_cert_file", "tls_cert_file and tls_key_file go together");
+	if ((c->amqp_cert_file[0] == '\0') != (c->amqp_key_file[0] == '\0'))
+		return fail(&e, "amqp_cert_file", "amqp_cert_file and amqp_key_file go together");
 	if (c->amqp_reconnect_min_ms > c->amqp_reconnect_max_ms) {
 		fmt_duration(c->amqp_reconnect_min_ms, a, sizeof a);
 		fmt_duration(c->amqp_reconnect_max_ms, b, sizeof b);
@@ -924,6 +957,10 @@ void config_print(const struct config *c, FILE *out)
 			break;
 		}
 		fprintf(out, "%s = ", k->name);
+		if (k->secret && !(n == 0 || (n == 1 && pc[0].len == 0))) {
+			pc[0] = piece("***");
+			n = 1;
+		}
 		put_value(out, pc, n);
 		fputc('\n', out);
 	}

@@ -39,8 +39,11 @@ void dispatch_msg_release(const void *data, size_t len, void *arg)
 	struct dispatch *d = m->owner;
 	struct ack_item a;
 
-	(void)data;
 	(void)len;
+	/* A writer's reference (data set) ends when its frame reached the
+	 * socket, or its connection went away. */
+	if (data != NULL)
+		stats_observe_latency(d->gw->stats, notifyd_now_ns() - m->t_recv_ns);
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	a.tag = m->tag;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -16,7 +17,11 @@
 #include <event2/listener.h>
 
 #include "config.h"
+#include "demo_page.h"
 #include "dispatch.h"
+#include "http_push.h"
+#include "http_reply.h"
+#include "metrics.h"
 #include "log.h"
 #include "notifyd.h"
 #include "target.h"
@@ -31,47 +36,32 @@ struct http_server {
 	struct evhttp_bound_socket *bound;
 };
 
-static const char *http_reason(int code)
-{
-	switch (code) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 426: return "Upgrade Required";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return "Error";
-	}
-}
-
-static void http_reply_json(struct evhttp_request *req, int code, const char *body, size_t len)
-{
-	struct evbuffer *b = evbuffer_new();
-
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-	if (b != NULL)
-		evbuffer_add(b, body, len);
-	evhttp_send_reply(req, code, http_reason(code), b);
-	if (b != NULL)
-		evbuffer_free(b);
-}
-
-/* msg is one of our own static strings: no escaping needed. */
 static void http_error(struct evhttp_request *req, int code, const char *msg)
 {
-	char body[256];
-	int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", msg);
-
-	http_reply_json(req, code, body, (size_t)n);
+	http_reply_error(req, code, msg);
 }
 
 static const char *hdr(struct evhttp_request *req, const char *name)
 {
 	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+/* A page served by notifyd itself (the demo) is always welcome: its Origin
+ * is scheme://Host of this very request, which another site cannot forge. */
+static int same_origin(struct evhttp_request *req)
+{
+	const char *origin = hdr(req, "Origin"), *host = hdr(req, "Host");
+	const char *rest;
+
+	if (origin == NULL || host == NULL)
+		return 0;
+	if (strncasecmp(origin, "http://", 7) == 0)
+		rest = origin + 7;
+	else if (strncasecmp(origin, "https://", 8) == 0)
+		rest = origin + 8;
+	else
+		return 0;
+	return strcasecmp(rest, host) == 0;
 }
 
 static void http_on_ws(struct evhttp_request *req, void *arg)
@@ -100,8 +90,8 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		http_error(req, code, why ? why : "malformed upgrade");
 		return;
 	}
-	if (!ws_origin_allowed(hdr(req, "Origin"), (const char *const *)cfg->allowed_origins.item,
-	    cfg->allowed_origins.n)) {
+	if (!same_origin(req) && !ws_origin_allowed(hdr(req, "Origin"),
+	    (const char *const *)cfg->allowed_origins.item, cfg->allowed_origins.n)) {
 		stats_add(&gw->stats->ws_rejected, 1);
 		log_info("ws_handshake_refused", "status=403 why=origin");
 		http_error(req, 403, "origin not allowed");
@@ -180,9 +170,43 @@ static void http_on_health(struct evhttp_request *req, void *arg)
 	http_reply_json(req, up ? 200 : 503, body, (size_t)n);
 }
 
+static void http_on_push(struct evhttp_request *req, void *arg)
+{
+	struct http_server *hs = arg;
+
+	if (hs->gw->draining) {
+		stats_add(&hs->gw->stats->push_status[PUSH_503], 1);
+		http_error(req, 503, "server shutting down");
+		return;
+	}
+	http_push_handle(hs->gw->push, req);
+}
+
+static void http_on_metrics(struct evhttp_request *req, void *arg)
+{
+	struct http_server *hs = arg;
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL) {
+		http_error(req, 500, "out of memory");
+		return;
+	}
+	metrics_render(hs->gw, b);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
 static void http_on_other(struct evhttp_request *req, void *arg)
 {
-	(void)arg;
+	struct http_server *hs = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+	if (hs->gw->cfg->demo && path != NULL && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)) {
+		http_reply_body(req, 200, "text/html; charset=utf-8", demo_page_html, demo_page_len);
+		return;
+	}
 	http_error(req, 404, "not found");
 }
 
@@ -242,11 +266,15 @@ struct http_server *http_server_start(struct gateway *gw, char *err, size_t errl
 	tv.tv_usec = (cfg->handshake_timeout_ms % 1000) * 1000;
 	evhttp_set_timeout_tv(hs->http, &tv);
 	evhttp_set_max_headers_size(hs->http, HTTP_MAX_HEADERS);
-	evhttp_set_max_body_size(hs->http, 1 << 20);
+	/* Above push_max_body we answer 413 in JSON ourselves; evhttp's own
+	 * (HTML) 413 only meets bodies far beyond it. */
+	evhttp_set_max_body_size(hs->http, (ev_ssize_t)(cfg->push_max_body * 4 + 4096));
 	evhttp_set_allowed_methods(hs->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_cb(hs->http, "/ws", http_on_ws, hs);
 	evhttp_set_cb(hs->http, "/health", http_on_health, hs);
+	evhttp_set_cb(hs->http, "/push", http_on_push, hs);
+	evhttp_set_cb(hs->http, "/metrics", http_on_metrics, hs);
 	evhttp_set_gencb(hs->http, http_on_other, hs);
 	log_info("http_listening", "address=%s port=%u", cfg->listen_address, (unsigned)cfg->listen_port);
 	return hs;

@@ -13,12 +13,15 @@
 #include <event2/event.h>
 
 #include "amqp_consumer.h"
+#include "amqp_publisher.h"
 #include "config.h"
 #include "delivery.h"
 #include "dispatch.h"
+#include "http_push.h"
 #include "http_server.h"
 #include "log.h"
 #include "notifyd.h"
+#include "sd_notify.h"
 #include "stats.h"
 #include "worker_pool.h"
 #include "ws_conn.h"
@@ -35,10 +38,13 @@ struct daemon {
 	struct gateway gw;
 	struct config cfg;
 	struct stats stats;
-	struct xqueue jobq, readyq, ackq, statusq;
+	struct xqueue jobq, readyq, ackq, statusq, pushq, resultq;
 	struct worker_pool *workers;
 	struct amqp_consumer *consumer;
-	struct event *status_ev, *drain_ev;
+	struct amqp_publisher *publisher;
+	struct event *status_ev, *drain_ev, *watchdog_ev;
+	const char *config_path;
+	int config_explicit;
 	struct event *sig_term, *sig_int, *sig_hup;
 	enum drain_phase phase;
 	uint64_t drain_deadline_ms, close_deadline_ms;
@@ -136,9 +142,42 @@ static void daemon_begin_drain(struct daemon *d)
 	d->drain_deadline_ms = notifyd_now_ms() + d->cfg.drain_timeout_ms;
 	log_info("shutdown_started", "drain_timeout_ms=%u connections=%zu",
 	    d->cfg.drain_timeout_ms, d->gw.reg.nconns);
+	sd_notify_send("STOPPING=1");
 	http_server_stop_listening(d->gw.http);
 	amqp_consumer_command(d->consumer, CONSUMER_STOP_CONSUMING);
 	event_add(d->drain_ev, &tick);
+}
+
+static int load_config(struct config *cfg, const char *path, int explicit_path);
+
+/* SIGHUP: reopen the log file and take the secrets that may rotate (push
+ * keys) from a fresh read of the configuration; everything else needs a
+ * restart.  A configuration that does not load changes nothing. */
+static void daemon_reload(struct daemon *d)
+{
+	struct config fresh;
+	int keys = 0;
+
+	if (log_reopen() < 0)
+		log_error("log_reopen_failed", "path=%s errno=%d", d->cfg.log_file, errno);
+	if (load_config(&fresh, d->config_path, d->config_explicit) < 0) {
+		log_error("reload_failed", "why=\"configuration does not load; keeping the current one\"");
+		config_free(&fresh);
+		return;
+	}
+	if (http_push_set_keys(d->gw.push, &fresh.push_keys) == 0)
+		keys = 1;
+	log_info("reloaded", "log_reopened=yes push_keys=%zu applied=%s", fresh.push_keys.n, keys ? "yes" : "no");
+	config_free(&fresh);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	/* Sent from the loop: a wedged loop stops the pings and systemd acts. */
+	sd_notify_send("WATCHDOG=1");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -147,9 +186,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		if (log_reopen() < 0)
-			log_error("log_reopen_failed", "errno=%d", errno);
-		log_info("sighup", "action=reopen_logs");
+		daemon_reload(d);
 		return;
 	}
 	if (d->phase == RUNNING) {
@@ -199,7 +236,9 @@ static int start_threads(struct daemon *d)
 	    &d->stats, d->cfg.max_message_size);
 	if (d->workers != NULL)
 		d->consumer = amqp_consumer_start(&d->cfg, &d->stats, &d->jobq, &d->ackq, &d->statusq);
-	if (d->workers == NULL || d->consumer == NULL)
+	if (d->consumer != NULL)
+		d->publisher = amqp_publisher_start(&d->cfg, &d->pushq, &d->resultq);
+	if (d->workers == NULL || d->consumer == NULL || d->publisher == NULL)
 		rc = -1;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
@@ -262,6 +301,8 @@ int main(int argc, char **argv)
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 		return 1;
+	d->config_path = path;
+	d->config_explicit = explicit_path;
 	if (load_config(&d->cfg, path, explicit_path) < 0) {
 		config_free(&d->cfg);
 		free(d);
@@ -273,7 +314,12 @@ int main(int argc, char **argv)
 		free(d);
 		return 0;
 	}
-	log_init((enum log_level)d->cfg.log_level, d->cfg.log_format == CONFIG_LOG_JSON, NULL);
+	if (log_init((enum log_level)d->cfg.log_level, d->cfg.log_format == CONFIG_LOG_JSON, d->cfg.log_file) < 0) {
+		fprintf(stderr, "notifyd: log_file %s: %s\n", d->cfg.log_file, strerror(errno));
+		config_free(&d->cfg);
+		free(d);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	d->gw.cfg = &d->cfg;
@@ -285,7 +331,9 @@ int main(int argc, char **argv)
 	    xqueue_init(&d->jobq, "jobs", sizeof(struct job), false) < 0 ||
 	    xqueue_init(&d->readyq, "ready", sizeof(struct ready), true) < 0 ||
 	    xqueue_init(&d->ackq, "acks", sizeof(struct ack_item), true) < 0 ||
-	    xqueue_init(&d->statusq, "broker_status", sizeof(struct broker_status), true) < 0) {
+	    xqueue_init(&d->statusq, "broker_status", sizeof(struct broker_status), true) < 0 ||
+	    xqueue_init(&d->pushq, "push_jobs", sizeof(struct push_job), true) < 0 ||
+	    xqueue_init(&d->resultq, "push_results", sizeof(struct push_result), true) < 0) {
 		log_error("startup_failed", "why=\"cannot allocate the event loop or queues\"");
 		goto out;
 	}
@@ -296,12 +344,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d->gw.dispatch = dispatch_new(&d->gw, &d->readyq);
+	d->gw.push = http_push_new(&d->gw, &d->pushq, &d->resultq);
 	d->status_ev = event_new(d->gw.base, xqueue_fd(&d->statusq), EV_READ | EV_PERSIST, on_status, d);
 	d->drain_ev = event_new(d->gw.base, -1, EV_PERSIST, on_drain_tick, d);
 	d->sig_term = evsignal_new(d->gw.base, SIGTERM, on_signal, d);
 	d->sig_int = evsignal_new(d->gw.base, SIGINT, on_signal, d);
 	d->sig_hup = evsignal_new(d->gw.base, SIGHUP, on_signal, d);
-	if (d->gw.dispatch == NULL || d->status_ev == NULL || d->drain_ev == NULL ||
+	if (d->gw.dispatch == NULL || d->gw.push == NULL || d->status_ev == NULL || d->drain_ev == NULL ||
 	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL ||
 	    event_add(d->status_ev, NULL) < 0 || event_add(d->sig_term, NULL) < 0 ||
 	    event_add(d->sig_int, NULL) < 0 || event_add(d->sig_hup, NULL) < 0) {
@@ -314,6 +363,18 @@ int main(int argc, char **argv)
 	}
 	log_info("started", "version=%s workers=%u queue=%s pid=%d", PACKAGE_VERSION,
 	    d->cfg.workers, d->cfg.amqp_queue, (int)getpid());
+	sd_notify_send("READY=1");
+	{
+		uint64_t wd = sd_notify_watchdog_usec();
+
+		if (wd > 0) {
+			struct timeval half = { (time_t)(wd / 2000000u), (suseconds_t)((wd / 2) % 1000000u) };
+
+			d->watchdog_ev = event_new(d->gw.base, -1, EV_PERSIST, on_watchdog, d);
+			if (d->watchdog_ev != NULL)
+				event_add(d->watchdog_ev, &half);
+		}
+	}
 	event_base_dispatch(d->gw.base);
 	rc = 0;
 	log_info("stopped", "acked=%llu", (unsigned long long)stats_get(&d->stats.acked));
@@ -325,15 +386,20 @@ out:
 		amqp_consumer_join(d->consumer);
 	}
 	xqueue_close(&d->ackq);
+	http_push_fail_all(d->gw.push, "server shutting down");
+	amqp_publisher_stop(d->publisher);
 	daemon_free_leftovers(d);
 	worker_pool_join(d->workers);
 	daemon_free_leftovers(d);
 	http_server_free(d->gw.http);
+	http_push_free(d->gw.push);
 	dispatch_free(d->gw.dispatch);
 	if (d->status_ev != NULL)
 		event_free(d->status_ev);
 	if (d->drain_ev != NULL)
 		event_free(d->drain_ev);
+	if (d->watchdog_ev != NULL)
+		event_free(d->watchdog_ev);
 	if (d->sig_term != NULL)
 		event_free(d->sig_term);
 	if (d->sig_int != NULL)
@@ -347,6 +413,8 @@ out:
 	xqueue_destroy(&d->readyq);
 	xqueue_destroy(&d->ackq);
 	xqueue_destroy(&d->statusq);
+	xqueue_destroy(&d->pushq);
+	xqueue_destroy(&d->resultq);
 	config_free(&d->cfg);
 	free(d);
 	return rc;

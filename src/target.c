@@ -128,3 +128,12 @@ const char *target_strerror(int err)
 		return "unknown_target_error";
 	}
 }
+
+int target_has_escaped_nul(const char *json, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++)
+		if (json[i] == '\\' && json[i + 1] == 'u' && json[i + 2] == '0' &&
+		    json[i + 3] == '0' && json[i + 4] == '0' && json[i + 5] == '0')
+			return 1;
+	return 0;
+}

@@ -32,17 +32,6 @@ static int only_space(const char *p, const char *end)
 	return 1;
 }
 
-static int has_escaped_nul(const char *p, size_t n)
-{
-	for (size_t i = 0; i + 6 <= n; i++) {
-		if (p[i] != '\\' || p[i + 1] != 'u')
-			continue;
-		if (p[i + 2] == '0' && p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0')
-			return 1;
-	}
-	return 0;
-}
-
 static int content_encoded(const amqp_basic_properties_t *p)
 {
 	if (!(p->_flags & AMQP_BASIC_CONTENT_ENCODING_FLAG) || p->content_encoding.len == 0)
@@ -95,9 +84,7 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 		return NULL;
 	}
 	if (t.kind == TARGET_NONE) {
-		/* cJSON ends a string at an escaped NUL, so "ab\u0000cd" would
-		 * read as user "ab": never route on a body that has one. */
-		if (has_escaped_nul(text, body.len)) {
+		if (target_has_escaped_nul(text, body.len)) {
 			cJSON_Delete(root);
 			*reason = REJECT_BAD_TARGET;
 			return NULL;

@@ -745,8 +745,15 @@ static void test_finish(void)
 	ok(config_finish(&c, err, sizeof err) == 0, "pong timeout < ping interval is fine");
 
 	config_set(&c, "auth", "jwt", err, sizeof err);
-	ok(config_finish(&c, err, sizeof err) == -1 && strcmp(err, "auth = jwt is not supported yet") == 0,
-	   "auth = jwt refused for now: %s", err);
+	ok(config_finish(&c, err, sizeof err) == -1 && strstr(err, "jwt_secret") != NULL,
+	   "auth = jwt without a secret or key file refused: %s", err);
+	config_set(&c, "jwt_secret", "0123456789abcdef0123456789abcdef", err, sizeof err);
+	ok(config_finish(&c, err, sizeof err) == 0, "auth = jwt with a secret accepted");
+	config_set(&c, "auth", "none", err, sizeof err);
+	config_set(&c, "tls_cert_file", "/etc/ssl/cert.pem", err, sizeof err);
+	ok(config_finish(&c, err, sizeof err) == -1 && strstr(err, "tls_key_file") != NULL,
+	   "tls_cert_file without tls_key_file refused: %s", err);
+	config_set(&c, "tls_cert_file", "", err, sizeof err);
 	config_set(&c, "auth", "none", err, sizeof err);
 
 	free(c.listen_address);
@@ -822,7 +829,7 @@ static void test_print(void)
 	if (text)
 		for (i = 0; text[i]; i++)
 			lines += text[i] == '\n';
-	ok(lines == 26, "one line per key (%d)", lines);
+	ok(lines == 50, "one line per key (%d)", lines);
 	ok(text && strstr(text, "amqp_url = amqp://guest:***@127.0.0.1:5672/\n"), "default password masked");
 	ok(text && strstr(text, "amqp_queue = \"\"\n") && strstr(text, "allowed_origins = \"\"\n"),
 	   "empty values printed as \"\"");
@@ -888,6 +895,25 @@ static void test_mask(void)
 	expect_mask("amqp://@", "amqp://@");
 }
 
+static void test_secrets_never_shown(void)
+{
+	struct config c;
+	char err[512];
+	char *text;
+
+	config_defaults(&c);
+	config_set(&c, "push_keys", "k3y-one, k3y-two", err, sizeof err);
+	config_set(&c, "jwt_secret", "s3cr3t-value", err, sizeof err);
+	text = print_to_string(&c);
+	ok(text && strstr(text, "push_keys = ***") && strstr(text, "jwt_secret = ***") &&
+	   !strstr(text, "k3y-one") && !strstr(text, "s3cr3t-value"),
+	   "config_print masks push_keys and jwt_secret");
+	free(text);
+	ok(config_set(&c, "jwt_secret", "bad\x01", err, sizeof err) == 0 ||
+	   strstr(err, "bad") == NULL, "an error about a secret does not echo it: %s", err);
+	config_free(&c);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -905,6 +931,7 @@ int main(void)
 	test_env();
 	test_finish();
 	test_print();
+	test_secrets_never_shown();
 	test_mask();
 	return done_testing();
 }

@@ -1,0 +1,65 @@
+/* amqp_link.h - one rabbitmq-c connection with channel 1 open, for the one
+ * thread that owns it (the consumer and the publisher each have their own:
+ * a broker that blocks publishers must not stall consumption).
+ *
+ * Promises: parses amqp_url (vhost "" means "/"), connects with a timeout,
+ * over TLS for amqps:// with peer and host name verification (CA, client
+ * certificate from the config), logs in with a connection name the broker
+ * shows in its UI, opens channel 1.  Errors become one line of text in
+ * link->error, never with the password.  Handles the frames that are not
+ * deliveries (closes from the broker, returns, blocked/unblocked, confirms).
+ */
+#ifndef NOTIFYD_AMQP_LINK_H
+#define NOTIFYD_AMQP_LINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef HAVE_RABBITMQ_C_AMQP_H
+#include <rabbitmq-c/amqp.h>
+#else
+#include <amqp.h>
+#endif
+
+#include "config.h"
+
+#define AMQP_LINK_CHANNEL 1
+
+struct amqp_link {
+	amqp_connection_state_t conn;
+	bool alive;			/* may still be closed politely */
+	bool blocked;			/* connection.blocked from the broker */
+	char error[200];
+};
+
+/* Returns 0, or -1 with link->error set (and nothing left open). */
+int amqp_link_open(struct amqp_link *l, const struct config *cfg, const char *role);
+
+/* Close politely if possible (bounded by a short timeout) and free. */
+void amqp_link_close(struct amqp_link *l);
+
+/* Check the reply of the last RPC; on failure fill error with what. */
+int amqp_link_rpc_ok(struct amqp_link *l, const char *what);
+
+void amqp_link_set_error(struct amqp_link *l, const char *what, amqp_rpc_reply_t r);
+
+enum amqp_link_event {
+	LINK_NONE = 0,		/* nothing (or nothing of interest) */
+	LINK_FATAL,		/* connection or channel gone: error set */
+	LINK_CONFIRM_ACK,	/* publisher confirm: tag, multiple */
+	LINK_CONFIRM_NACK,
+	LINK_RETURNED,		/* an unroutable mandatory publish came back */
+	LINK_CANCELLED		/* the broker cancelled our consumer */
+};
+
+struct amqp_link_frame {
+	enum amqp_link_event ev;
+	uint64_t tag;
+	bool multiple;
+};
+
+/* Read one frame that is not a delivery, waiting at most timeout (NULL:
+ * do not wait).  Returns the event in *f. */
+void amqp_link_next_frame(struct amqp_link *l, struct timeval *timeout, struct amqp_link_frame *f);
+
+#endif

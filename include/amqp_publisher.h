@@ -1,0 +1,51 @@
+/* amqp_publisher.h - publishing for POST /push, on its own thread and its
+ * own broker connection (a broker that blocks publishers must not stall the
+ * consumer, and rabbitmq-c connections belong to one thread).
+ *
+ * Promises: every push_job that comes in on pushq gets exactly one
+ * push_result on resultq: 202 once the broker confirmed every message of the
+ * job (publisher confirms), 503 with a reason when the broker is down,
+ * blocked (resource alarm), refused a message (basic.nack) or the connection
+ * dropped before the confirms arrived.  Messages are persistent JSON.  The
+ * job's memory is freed here.  Reconnects with backoff like the consumer.
+ */
+#ifndef NOTIFYD_AMQP_PUBLISHER_H
+#define NOTIFYD_AMQP_PUBLISHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "target.h"
+
+struct xqueue;
+struct amqp_publisher;
+
+struct push_msg {
+	char routing_key[TARGET_ID_MAX + 8];	/* "user.<id>" or "broadcast" */
+	size_t len;
+	char *body;				/* malloc'd, owned by the job */
+};
+
+struct push_job {
+	uint64_t id;
+	uint32_t n;
+	struct push_msg *msgs;			/* malloc'd array of n */
+};
+
+struct push_result {
+	uint64_t id;
+	uint16_t status;			/* 202 or 503 */
+	uint32_t count;				/* messages confirmed */
+	char why[96];
+};
+
+struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqueue *pushq,
+    struct xqueue *resultq);
+
+/* Fails what is pending, closes the connection, joins the thread, frees. */
+void amqp_publisher_stop(struct amqp_publisher *p);
+
+void push_job_free(struct push_job *j);
+
+#endif

@@ -1,0 +1,12 @@
+/* demo_page.h - the page GET / serves when demo = on: connect as a user (or
+ * with a token), watch notifications arrive, send one with a push key.
+ * One static HTML document, no external assets. */
+#ifndef NOTIFYD_DEMO_PAGE_H
+#define NOTIFYD_DEMO_PAGE_H
+
+#include <stddef.h>
+
+extern const char demo_page_html[];
+extern const size_t demo_page_len;
+
+#endif

@@ -1,0 +1,386 @@
+#include "autoconfig.h"
+
+#include "amqp_publisher.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "amqp_link.h"
+#include "log.h"
+#include "xqueue.h"
+
+#define JOB_BATCH 64
+
+/* A job whose messages were published and await their confirms; its seqs
+ * are first..last on the current channel. */
+struct pending {
+	uint64_t id;
+	uint64_t first, last;
+	uint32_t n;
+	bool nacked;
+};
+
+struct amqp_publisher {
+	const struct config *cfg;
+	struct xqueue *pushq, *resultq;
+	int ctl_fd;
+	atomic_bool stop;
+	pthread_t thread;
+
+	/* publisher thread only */
+	struct amqp_link link;
+	bool connected;
+	uint64_t next_seq;		/* publish seq of the channel, from 1 */
+	uint64_t confirmed_upto;	/* every seq <= this is settled */
+	uint8_t *seqst;			/* per seq beyond confirmed_upto: 0 wait, 1 ack, 2 nack */
+	size_t seqmask;
+	struct pending *fifo;
+	size_t fhead, fcount, fcap;
+	unsigned int seed;
+};
+
+void push_job_free(struct push_job *j)
+{
+	for (uint32_t i = 0; i < j->n; i++)
+		free(j->msgs[i].body);
+	free(j->msgs);
+	j->msgs = NULL;
+	j->n = 0;
+}
+
+static void publisher_result(struct amqp_publisher *p, uint64_t id, uint16_t status,
+    uint32_t count, const char *why)
+{
+	struct push_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.id = id;
+	r.status = status;
+	r.count = count;
+	snprintf(r.why, sizeof(r.why), "%s", why);
+	(void)xqueue_push(p->resultq, &r);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Fail everything that waits for a confirm: its channel is gone, so the
+ * confirms never come (the messages may or may not have been routed). */
+static void publisher_fail_pending(struct amqp_publisher *p, const char *why)
+{
+	while (p->fcount > 0) {
+		struct pending *pd = &p->fifo[p->fhead];
+
+		publisher_result(p, pd->id, 503, 0, why);
+		p->fhead = (p->fhead + 1) % p->fcap;
+		p->fcount--;
+	}
+}
+
+static void publisher_disconnect(struct amqp_publisher *p, const char *why)
+{
+	publisher_fail_pending(p, why);
+	amqp_link_close(&p->link);
+	p->connected = false;
+}
+
+static int publisher_connect(struct amqp_publisher *p)
+{
+	if (amqp_link_open(&p->link, p->cfg, "publisher") < 0)
+		return -1;
+	amqp_confirm_select(p->link.conn, AMQP_LINK_CHANNEL);
+	if (!amqp_link_rpc_ok(&p->link, "confirm.select")) {
+		amqp_link_close(&p->link);
+		return -1;
+	}
+	p->connected = true;
+	p->next_seq = 1;
+	p->confirmed_upto = 0;
+	memset(p->seqst, 0, p->seqmask + 1);
+	log_info("publisher_ready", "exchange=%s", p->cfg->amqp_exchange);
+	return 0;
+}
+
+static int publisher_grow(struct amqp_publisher *p)
+{
+	size_t ncap = p->fcap ? p->fcap * 2 : 64;
+	struct pending *n = malloc(ncap * sizeof(*n));
+
+	if (n == NULL)
+		return -1;
+	for (size_t i = 0; i < p->fcount; i++)
+		n[i] = p->fifo[(p->fhead + i) % p->fcap];
+	free(p->fifo);
+	p->fifo = n;
+	p->fhead = 0;
+	p->fcap = ncap;
+	return 0;
+}
+
+static int publisher_seq_room(struct amqp_publisher *p, uint64_t upto)
+{
+	size_t ncap;
+	uint8_t *n;
+
+	if (upto - p->confirmed_upto <= p->seqmask)
+		return 0;
+	ncap = (p->seqmask + 1) * 2;
+	while (ncap <= upto - p->confirmed_upto)
+		ncap *= 2;
+	n = calloc(ncap, 1);
+	if (n == NULL)
+		return -1;
+	for (uint64_t s = p->confirmed_upto + 1; s < p->next_seq; s++)
+		n[s & (ncap - 1)] = p->seqst[s & p->seqmask];
+	free(p->seqst);
+	p->seqst = n;
+	p->seqmask = ncap - 1;
+	return 0;
+}
+
+/* Publish one job; 0 when it waits for confirms, -1 when the link failed. */
+static int publisher_publish(struct amqp_publisher *p, struct push_job *j)
+{
+	amqp_basic_properties_t props;
+	struct pending pd;
+
+	if (!p->connected) {
+		publisher_result(p, j->id, 503, 0, "broker unavailable");
+		return 0;
+	}
+	if (p->link.blocked) {
+		publisher_result(p, j->id, 503, 0, "broker is blocking publishers (resource alarm)");
+		return 0;
+	}
+	if ((p->fcount == p->fcap && publisher_grow(p) < 0) ||
+	    publisher_seq_room(p, p->next_seq + j->n) < 0) {
+		publisher_result(p, j->id, 503, 0, "out of memory");
+		return 0;
+	}
+	memset(&props, 0, sizeof(props));
+	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+	props.content_type = amqp_cstring_bytes("application/json");
+	props.delivery_mode = 2;
+	pd.id = j->id;
+	pd.first = p->next_seq;
+	pd.last = p->next_seq + j->n - 1;
+	pd.n = j->n;
+	pd.nacked = false;
+	for (uint32_t i = 0; i < j->n; i++) {
+		amqp_bytes_t body = { j->msgs[i].len, j->msgs[i].body };
+		int st = amqp_basic_publish(p->link.conn, AMQP_LINK_CHANNEL,
+		    amqp_cstring_bytes(p->cfg->amqp_exchange),
+		    amqp_cstring_bytes(j->msgs[i].routing_key), 0, 0, &props, body);
+
+		if (st != AMQP_STATUS_OK) {
+			snprintf(p->link.error, sizeof(p->link.error), "publish: %s", amqp_error_string2(st));
+			p->link.alive = false;
+			publisher_result(p, j->id, 503, 0, "broker connection lost while publishing");
+			return -1;
+		}
+		p->seqst[p->next_seq & p->seqmask] = 0;
+		p->next_seq++;
+	}
+	p->fifo[(p->fhead + p->fcount) % p->fcap] = pd;
+	p->fcount++;
+	return 0;
+}
+
+static void publisher_confirm(struct amqp_publisher *p, uint64_t tag, bool multiple, uint8_t v)
+{
+	if (tag <= p->confirmed_upto || tag >= p->next_seq)
+		return;
+	if (multiple) {
+		for (uint64_t s = p->confirmed_upto + 1; s <= tag; s++)
+			if (p->seqst[s & p->seqmask] == 0)
+				p->seqst[s & p->seqmask] = v;
+	} else {
+		p->seqst[tag & p->seqmask] = v;
+	}
+	/* Confirms come in order in practice; a job answers when all of its
+	 * seqs are settled and every job before it has answered. */
+	while (p->fcount > 0) {
+		struct pending *pd = &p->fifo[p->fhead];
+		bool done = true;
+
+		for (uint64_t s = pd->first; s <= pd->last; s++) {
+			uint8_t st = p->seqst[s & p->seqmask];
+
+			if (st == 0) {
+				done = false;
+				break;
+			}
+			if (st == 2)
+				pd->nacked = true;
+		}
+		if (!done)
+			break;
+		if (pd->nacked)
+			publisher_result(p, pd->id, 503, 0, "broker refused the message (nack)");
+		else
+			publisher_result(p, pd->id, 202, pd->n, "");
+		p->confirmed_upto = pd->last;
+		p->fhead = (p->fhead + 1) % p->fcap;
+		p->fcount--;
+	}
+}
+
+/* Returns -1 when the link failed. */
+static int publisher_read_frames(struct amqp_publisher *p)
+{
+	for (;;) {
+		struct amqp_link_frame f;
+
+		if (!amqp_data_in_buffer(p->link.conn) && !amqp_frames_enqueued(p->link.conn)) {
+			struct pollfd pfd = { .fd = amqp_get_sockfd(p->link.conn), .events = POLLIN };
+
+			if (poll(&pfd, 1, 0) <= 0) {
+				/* Still call in once: it sends due heartbeats. */
+				amqp_link_next_frame(&p->link, NULL, &f);
+				return f.ev == LINK_FATAL ? -1 : 0;
+			}
+		}
+		amqp_link_next_frame(&p->link, NULL, &f);
+		switch (f.ev) {
+		case LINK_FATAL:
+			return -1;
+		case LINK_CONFIRM_ACK:
+			publisher_confirm(p, f.tag, f.multiple, 1);
+			break;
+		case LINK_CONFIRM_NACK:
+			publisher_confirm(p, f.tag, f.multiple, 2);
+			break;
+		case LINK_NONE:
+			if (!amqp_data_in_buffer(p->link.conn) && !amqp_frames_enqueued(p->link.conn))
+				return 0;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void *publisher_main(void *arg)
+{
+	struct amqp_publisher *p = arg;
+	uint32_t delay = p->cfg->amqp_reconnect_min_ms;
+	uint64_t retry_at = 0;
+	int poll_ms = 1000;
+
+	if (p->cfg->amqp_heartbeat_s > 0 && (int)p->cfg->amqp_heartbeat_s * 250 < poll_ms)
+		poll_ms = (int)p->cfg->amqp_heartbeat_s * 250;
+	while (!atomic_load(&p->stop)) {
+		struct push_job jobs[JOB_BATCH];
+		struct pollfd pfd[3];
+		size_t n;
+		int nfd = 0, timeout = poll_ms;
+
+		if (!p->connected && mono_ms() >= retry_at) {
+			if (publisher_connect(p) == 0) {
+				delay = p->cfg->amqp_reconnect_min_ms;
+			} else {
+				uint32_t wait = delay / 2 + (uint32_t)(rand_r(&p->seed) % (delay / 2 + 1));
+
+				log_warn("publisher_unavailable", "error=\"%s\" retry_ms=%u", p->link.error, wait);
+				retry_at = mono_ms() + wait;
+				delay = delay > p->cfg->amqp_reconnect_max_ms / 2 ?
+				    p->cfg->amqp_reconnect_max_ms : delay * 2;
+			}
+		}
+		pfd[nfd++] = (struct pollfd){ .fd = xqueue_fd(p->pushq), .events = POLLIN };
+		pfd[nfd++] = (struct pollfd){ .fd = p->ctl_fd, .events = POLLIN };
+		if (p->connected)
+			pfd[nfd++] = (struct pollfd){ .fd = amqp_get_sockfd(p->link.conn), .events = POLLIN };
+		else if (retry_at > mono_ms() && retry_at - mono_ms() < (uint64_t)timeout)
+			timeout = (int)(retry_at - mono_ms()) + 1;
+		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR)
+			break;
+		while ((n = xqueue_drain(p->pushq, jobs, JOB_BATCH)) > 0) {
+			int failed = 0;
+
+			for (size_t i = 0; i < n; i++) {
+				if (!failed && publisher_publish(p, &jobs[i]) < 0)
+					failed = 1;
+				else if (failed)
+					publisher_result(p, jobs[i].id, 503, 0, "broker connection lost");
+				push_job_free(&jobs[i]);
+			}
+			if (failed) {
+				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
+				publisher_disconnect(p, "broker connection lost before the confirm");
+				retry_at = mono_ms() + delay;
+			}
+			if (n < JOB_BATCH)
+				break;
+		}
+		if (p->connected && publisher_read_frames(p) < 0) {
+			log_warn("publisher_lost", "error=\"%s\"", p->link.error);
+			publisher_disconnect(p, "broker connection lost before the confirm");
+			retry_at = mono_ms() + delay;
+		}
+	}
+	publisher_disconnect(p, "shutting down");
+	return NULL;
+}
+
+struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqueue *pushq,
+    struct xqueue *resultq)
+{
+	struct amqp_publisher *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->cfg = cfg;
+	p->pushq = pushq;
+	p->resultq = resultq;
+	p->seqmask = 4095;
+	p->seqst = calloc(p->seqmask + 1, 1);
+	p->seed = (unsigned int)(mono_ms() ^ ((uint64_t)getpid() << 16));
+	atomic_init(&p->stop, false);
+	p->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->seqst == NULL || p->ctl_fd < 0 ||
+	    pthread_create(&p->thread, NULL, publisher_main, p) != 0) {
+		if (p->ctl_fd >= 0)
+			close(p->ctl_fd);
+		free(p->seqst);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void amqp_publisher_stop(struct amqp_publisher *p)
+{
+	uint64_t one = 1;
+	struct push_job j;
+
+	if (p == NULL)
+		return;
+	atomic_store(&p->stop, true);
+	while (write(p->ctl_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+	pthread_join(p->thread, NULL);
+	/* Jobs that arrived after the thread stopped. */
+	while (xqueue_drain(p->pushq, &j, 1) == 1) {
+		publisher_result(p, j.id, 503, 0, "shutting down");
+		push_job_free(&j);
+	}
+	close(p->ctl_fd);
+	free(p->seqst);
+	free(p->fifo);
+	free(p);
+}

@@ -1,0 +1,767 @@
+/* auth_jwt.c - who a WebSocket client is, from a JSON Web Token.
+ *
+ * libjwt 1.10.2 verifies signatures and nothing else, and even that only
+ * when it is handed a key: without one it accepts any token as alg "none".
+ * It also takes the algorithm from the token itself, so an HS256 token whose
+ * HMAC key is our RSA public key PEM verifies against that PEM.  Hence the
+ * layers here, each of which alone refuses those attacks:
+ *   1. shape: a bounded length, exactly three base64url segments;
+ *   2. the header, decoded and parsed here, must name exactly the configured
+ *      algorithm (libjwt compares alg case-insensitively and takes the last
+ *      of duplicate members, so duplicates are refused outright);
+ *   3. jwt_decode() always gets our key, never a zero length (which would
+ *      make it skip the signature);
+ *   4. after decoding, jwt_get_alg() must still be the configured algorithm.
+ * Claims are judged on libjwt's own parse (jansson), re-serialized by
+ * jwt_get_grants_json() and read back with cJSON, so what was verified and
+ * what is checked are one document: jansson has already refused invalid
+ * UTF-8 and "\u0000" in strings, and kept only the last of duplicate
+ * members, so the text cJSON reads has none of these.
+ */
+#include "autoconfig.h"
+
+#include "auth_jwt.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+/* A PEM public key or certificate is a few KiB; anything far larger is not
+ * what the operator meant to point at. */
+#define AUTH_JWT_KEY_FILE_MAX (64 * 1024)
+#define AUTH_JWT_RSA_BITS_MIN 2048
+/* exp values past this (year 9999) are reported as this, so that adding to
+ * the result cannot overflow a time_t. */
+#define AUTH_JWT_EXP_MAX ((time_t)253402300799)
+#define AUTH_JWT_HEADER_MEMBERS_MAX 16
+/* jansson prints a 64-bit integer in at most 20 characters. */
+#define AUTH_JWT_INT_TEXT_MAX 20
+
+enum auth_jwt_family { FAMILY_HMAC, FAMILY_RSA, FAMILY_EC };
+
+struct auth_jwt_alg {
+	const char *name;
+	jwt_alg_t id;
+	enum auth_jwt_family family;
+	size_t secret_min;	/* HMAC: RFC 7518 3.2, a key as long as the hash */
+	int curve_nid;		/* EC: RFC 7518 3.4, the curve is fixed by the alg */
+};
+
+static const struct auth_jwt_alg auth_jwt_algs[] = {
+	{ "HS256", JWT_ALG_HS256, FAMILY_HMAC, 32, NID_undef },
+	{ "HS384", JWT_ALG_HS384, FAMILY_HMAC, 48, NID_undef },
+	{ "HS512", JWT_ALG_HS512, FAMILY_HMAC, 64, NID_undef },
+	{ "RS256", JWT_ALG_RS256, FAMILY_RSA, 0, NID_undef },
+	{ "RS384", JWT_ALG_RS384, FAMILY_RSA, 0, NID_undef },
+	{ "RS512", JWT_ALG_RS512, FAMILY_RSA, 0, NID_undef },
+	{ "ES256", JWT_ALG_ES256, FAMILY_EC, 0, NID_X9_62_prime256v1 },
+	{ "ES384", JWT_ALG_ES384, FAMILY_EC, 0, NID_secp384r1 },
+	{ "ES512", JWT_ALG_ES512, FAMILY_EC, 0, NID_secp521r1 },
+};
+
+struct auth_jwt {
+	const struct auth_jwt_alg *alg;
+	unsigned char *key;	/* HMAC secret, or a normalized PEM public key */
+	size_t key_len;
+	char *issuer;		/* NULL: not checked */
+	char *audience;		/* NULL: not checked */
+	char *user_claim;
+	uint32_t leeway_s;
+	bool require_exp;
+};
+
+static const char *const auth_jwt_reasons[] = {
+	"ok",
+	"malformed token",
+	"bad signature",
+	"algorithm not allowed",
+	"token expired",
+	"token not yet valid",
+	"wrong issuer",
+	"wrong audience",
+	"missing user claim",
+	"invalid user claim",
+	"missing exp claim",
+	"internal error",
+};
+
+const char *auth_jwt_strerror(int err)
+{
+	size_t i = err <= 0 ? (size_t)-(long)err : 0;
+
+	if (err > 0 || i >= sizeof(auth_jwt_reasons) / sizeof(auth_jwt_reasons[0]))
+		return "unknown error";
+	return auth_jwt_reasons[i];
+}
+
+__attribute__((format(printf, 3, 4)))
+static void auth_jwt_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static bool auth_jwt_empty(const char *s)
+{
+	return s == NULL || s[0] == '\0';
+}
+
+static const struct auth_jwt_alg *auth_jwt_find_alg(const char *name)
+{
+	for (size_t i = 0; i < sizeof(auth_jwt_algs) / sizeof(auth_jwt_algs[0]); i++)
+		if (strcmp(auth_jwt_algs[i].name, name) == 0)
+			return &auth_jwt_algs[i];
+	return NULL;
+}
+
+/* NULL for NULL or "", so "not configured" has a single representation. */
+static int auth_jwt_dup_opt(const char *s, char **out)
+{
+	*out = NULL;
+	if (auth_jwt_empty(s))
+		return 0;
+	*out = strdup(s);
+	return *out == NULL ? -1 : 0;
+}
+
+void auth_jwt_free(struct auth_jwt *a)
+{
+	if (a == NULL)
+		return;
+	if (a->key != NULL) {
+		OPENSSL_cleanse(a->key, a->key_len);
+		free(a->key);
+	}
+	free(a->issuer);
+	free(a->audience);
+	free(a->user_claim);
+	free(a);
+}
+
+/* Reads at most AUTH_JWT_KEY_FILE_MAX bytes; a NUL is appended for the
+ * error checks, it is not part of *len. */
+static char *auth_jwt_read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(AUTH_JWT_KEY_FILE_MAX + 1);
+	if (buf == NULL) {
+		fclose(f);
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: out of memory", path);
+		return NULL;
+	}
+	n = fread(buf, 1, AUTH_JWT_KEY_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: read error", path);
+		goto fail;
+	}
+	if (n > AUTH_JWT_KEY_FILE_MAX) {
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: larger than %d bytes, not a PEM key",
+			      path, AUTH_JWT_KEY_FILE_MAX);
+		goto fail;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+fail:
+	fclose(f);
+	free(buf);
+	return NULL;
+}
+
+/* A public key, or the key of a certificate.  Private keys are not tried:
+ * one that is encrypted would make OpenSSL prompt on the terminal, and a
+ * verifier has no business holding one. */
+static EVP_PKEY *auth_jwt_parse_pem(const char *pem, size_t len)
+{
+	EVP_PKEY *pkey = NULL;
+	BIO *bio;
+
+	if (len > INT_MAX)
+		return NULL;
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (bio == NULL)
+		return NULL;
+	pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	if (pkey == NULL && BIO_reset(bio) == 1) {
+		X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+		if (cert != NULL) {
+			pkey = X509_get_pubkey(cert);
+			X509_free(cert);
+		}
+	}
+	BIO_free(bio);
+	return pkey;
+}
+
+static int auth_jwt_check_pkey(const struct auth_jwt_alg *alg, EVP_PKEY *pkey, const char *path,
+			       char *err, size_t errlen)
+{
+	char group[64];
+	int nid;
+
+	if (alg->family == FAMILY_RSA) {
+		/* libjwt 1.10.2 wants the plain RSA type, not RSA-PSS. */
+		if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+			auth_jwt_errf(err, errlen, "jwt_key_file %s: %s needs an RSA key",
+				      path, alg->name);
+			return -1;
+		}
+		if (EVP_PKEY_get_bits(pkey) < AUTH_JWT_RSA_BITS_MIN) {
+			auth_jwt_errf(err, errlen, "jwt_key_file %s: RSA key of %d bits, %s needs at least %d",
+				      path, EVP_PKEY_get_bits(pkey), alg->name, AUTH_JWT_RSA_BITS_MIN);
+			return -1;
+		}
+		return 0;
+	}
+	if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_group_name(pkey, group, sizeof(group), NULL) != 1) {
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: %s needs an EC key", path, alg->name);
+		return -1;
+	}
+	nid = OBJ_sn2nid(group);
+	if (nid == NID_undef)
+		nid = EC_curve_nist2nid(group);
+	if (nid != alg->curve_nid) {
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: EC key on curve %s, %s needs %s",
+			      path, group, alg->name, OBJ_nid2sn(alg->curve_nid));
+		return -1;
+	}
+	return 0;
+}
+
+/* libjwt re-reads the PEM at every verification; handing it our own
+ * re-encoding of the one key we checked means a certificate works too and
+ * whatever else the file holds is never seen by libjwt. */
+static int auth_jwt_load_key(struct auth_jwt *a, const char *path, char *err, size_t errlen)
+{
+	EVP_PKEY *pkey = NULL;
+	BIO *out = NULL;
+	char *pem, *data;
+	size_t len;
+	long n;
+	int rc = -1;
+
+	pem = auth_jwt_read_file(path, &len, err, errlen);
+	if (pem == NULL)
+		return -1;
+	pkey = auth_jwt_parse_pem(pem, len);
+	if (pkey == NULL) {
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: no PEM public key (BEGIN PUBLIC KEY) "
+			      "or certificate; a private key does not belong here", path);
+		goto done;
+	}
+	if (auth_jwt_check_pkey(a->alg, pkey, path, err, errlen) != 0)
+		goto done;
+	out = BIO_new(BIO_s_mem());
+	if (out == NULL || PEM_write_bio_PUBKEY(out, pkey) != 1) {
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: cannot re-encode the key", path);
+		goto done;
+	}
+	n = BIO_get_mem_data(out, &data);
+	if (n <= 0 || n > INT_MAX || (a->key = malloc((size_t)n)) == NULL) {
+		auth_jwt_errf(err, errlen, "jwt_key_file %s: out of memory", path);
+		goto done;
+	}
+	memcpy(a->key, data, (size_t)n);
+	a->key_len = (size_t)n;
+	rc = 0;
+done:
+	BIO_free(out);
+	EVP_PKEY_free(pkey);
+	free(pem);
+	/* The queue is per thread and TLS code on this thread reads it. */
+	ERR_clear_error();
+	return rc;
+}
+
+static int auth_jwt_load_secret(struct auth_jwt *a, const char *secret, char *err, size_t errlen)
+{
+	size_t len = secret == NULL ? 0 : strlen(secret);
+
+	if (len < a->alg->secret_min) {
+		auth_jwt_errf(err, errlen, "jwt_secret: %s needs a secret of at least %zu bytes, got %zu",
+			      a->alg->name, a->alg->secret_min, len);
+		return -1;
+	}
+	if (len > INT_MAX) {
+		auth_jwt_errf(err, errlen, "jwt_secret: too long");
+		return -1;
+	}
+	a->key = malloc(len);
+	if (a->key == NULL) {
+		auth_jwt_errf(err, errlen, "jwt_secret: out of memory");
+		return -1;
+	}
+	memcpy(a->key, secret, len);
+	a->key_len = len;
+	return 0;
+}
+
+struct auth_jwt *auth_jwt_new(const struct auth_jwt_config *cfg, char *err, size_t errlen)
+{
+	const struct auth_jwt_alg *alg;
+	struct auth_jwt *a;
+
+	if (cfg == NULL || auth_jwt_empty(cfg->alg)) {
+		auth_jwt_errf(err, errlen, "jwt_algorithm: not set");
+		return NULL;
+	}
+	alg = auth_jwt_find_alg(cfg->alg);
+	if (alg == NULL) {
+		auth_jwt_errf(err, errlen, "jwt_algorithm: \"%s\" is not one of HS256 HS384 HS512 "
+			      "RS256 RS384 RS512 ES256 ES384 ES512", cfg->alg);
+		return NULL;
+	}
+	/* Both set means the operator is unsure which one is used: say so
+	 * rather than silently ignore one. */
+	if (alg->family == FAMILY_HMAC && !auth_jwt_empty(cfg->key_file)) {
+		auth_jwt_errf(err, errlen, "jwt_key_file: not used by %s (it takes jwt_secret)", alg->name);
+		return NULL;
+	}
+	if (alg->family != FAMILY_HMAC && !auth_jwt_empty(cfg->secret)) {
+		auth_jwt_errf(err, errlen, "jwt_secret: not used by %s (it takes jwt_key_file)", alg->name);
+		return NULL;
+	}
+	if (alg->family != FAMILY_HMAC && auth_jwt_empty(cfg->key_file)) {
+		auth_jwt_errf(err, errlen, "jwt_key_file: %s needs a PEM public key file", alg->name);
+		return NULL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		auth_jwt_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->alg = alg;
+	a->leeway_s = cfg->leeway_s;
+	a->require_exp = cfg->require_exp;
+	if (auth_jwt_dup_opt(cfg->issuer, &a->issuer) != 0 ||
+	    auth_jwt_dup_opt(cfg->audience, &a->audience) != 0 ||
+	    (a->user_claim = strdup(auth_jwt_empty(cfg->user_claim) ? "sub" : cfg->user_claim)) == NULL) {
+		auth_jwt_errf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (alg->family == FAMILY_HMAC) {
+		if (auth_jwt_load_secret(a, cfg->secret, err, errlen) != 0)
+			goto fail;
+	} else if (auth_jwt_load_key(a, cfg->key_file, err, errlen) != 0) {
+		goto fail;
+	}
+	return a;
+fail:
+	auth_jwt_free(a);
+	return NULL;
+}
+
+/* ---- verification ---------------------------------------------------- */
+
+static int auth_jwt_b64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/* Unpadded base64url (RFC 7515 2).  out must hold n * 3 / 4 bytes.  The
+ * caller has already checked the alphabet and that n % 4 != 1. */
+static size_t auth_jwt_b64url_decode(const char *in, size_t n, unsigned char *out)
+{
+	uint32_t acc = 0;
+	size_t o = 0;
+	int bits = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		acc = (acc << 6) | (uint32_t)auth_jwt_b64url_value((unsigned char)in[i]);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	return o;
+}
+
+/* Exactly three segments of base64url: libjwt's own decoder skips what it
+ * does not know and stops early, and copies each segment with alloca(), so
+ * nothing reaches it that is not already well formed and bounded.  Every
+ * algorithm we accept signs, so no segment may be empty. */
+static int auth_jwt_split(const char *tok, size_t len, size_t dot[2])
+{
+	size_t ndots = 0, start = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)tok[i];
+
+		if (c == '.') {
+			if (ndots == 2)
+				return -1;
+			dot[ndots++] = i;
+			if (i == start || (i - start) % 4 == 1)
+				return -1;
+			start = i + 1;
+		} else if (auth_jwt_b64url_value(c) < 0) {
+			return -1;
+		}
+	}
+	if (ndots != 2 || len == start || (len - start) % 4 == 1)
+		return -1;
+	return 0;
+}
+
+/* A JOSE header has a handful of members.  Duplicates are refused because
+ * cJSON keeps the first and jansson the last: the two would read different
+ * headers.  The bound keeps the quadratic duplicate search cheap. */
+static bool auth_jwt_small_object(const cJSON *obj)
+{
+	size_t n = 0;
+
+	for (const cJSON *i = obj->child; i != NULL; i = i->next) {
+		if (++n > AUTH_JWT_HEADER_MEMBERS_MAX || i->string == NULL)
+			return false;
+		for (const cJSON *j = i->next; j != NULL; j = j->next)
+			if (j->string == NULL || strcmp(i->string, j->string) == 0)
+				return false;
+	}
+	return true;
+}
+
+/* Judges the JOSE header before any cryptography, so that alg "none",
+ * another algorithm or a critical extension get their own answer and never
+ * cost a signature check. */
+static int auth_jwt_check_header(const struct auth_jwt *a, const char *seg, size_t n)
+{
+	char buf[AUTH_JWT_TOKEN_MAX / 4 * 3 + 3];
+	const char *end = NULL;
+	const cJSON *alg;
+	cJSON *hdr;
+	size_t len;
+	int rc = AUTH_JWT_OK;
+
+	len = auth_jwt_b64url_decode(seg, n, (unsigned char *)buf);
+	buf[len] = '\0';
+	hdr = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+	/* Only blanks may follow the object: libjwt must not find more there. */
+	while (hdr != NULL && end < buf + len &&
+	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+		end++;
+	if (!cJSON_IsObject(hdr) || end != buf + len || !auth_jwt_small_object(hdr)) {
+		cJSON_Delete(hdr);
+		return AUTH_JWT_MALFORMED;
+	}
+	alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
+	if (!cJSON_IsString(alg))
+		rc = AUTH_JWT_MALFORMED;
+	else if (strcmp(alg->valuestring, a->alg->name) != 0)
+		rc = AUTH_JWT_BAD_ALG;
+	/* RFC 7515 4.1.11: an extension we must understand; we know none. */
+	else if (cJSON_GetObjectItemCaseSensitive(hdr, "crit") != NULL)
+		rc = AUTH_JWT_MALFORMED;
+	cJSON_Delete(hdr);
+	return rc;
+}
+
+/* RFC 7519 NumericDate: any JSON number, fractions allowed.  Returns 1 and
+ * *v when present, 0 when absent, -1 when not a number. */
+static int auth_jwt_numeric_date(const cJSON *claims, const char *name, double *v)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(claims, name);
+
+	if (item == NULL)
+		return 0;
+	if (!cJSON_IsNumber(item))
+		return -1;
+	*v = item->valuedouble;
+	return 1;
+}
+
+/* Rounded up: a token with exp 10.5 is still valid at second 10. */
+static time_t auth_jwt_exp_time(double exp)
+{
+	time_t t;
+
+	if (exp >= (double)AUTH_JWT_EXP_MAX)
+		return AUTH_JWT_EXP_MAX;
+	if (exp <= 1.0)
+		return 1;
+	t = (time_t)exp;
+	if ((double)t < exp)
+		t++;
+	return t;
+}
+
+static int auth_jwt_check_times(const struct auth_jwt *a, const cJSON *claims, time_t now,
+				struct auth_jwt_identity *out)
+{
+	double nowd = (double)now, leeway = (double)a->leeway_s, exp, nbf;
+	int r;
+
+	r = auth_jwt_numeric_date(claims, "exp", &exp);
+	if (r < 0)
+		return AUTH_JWT_MALFORMED;
+	if (r == 0 && a->require_exp)
+		return AUTH_JWT_MISSING_EXP;
+	/* RFC 7519 4.1.4: now must be before exp.  Written so that a NaN,
+	 * should one ever get here, counts as expired. */
+	if (r > 0) {
+		if (!(nowd < exp + leeway))
+			return AUTH_JWT_EXPIRED;
+		out->exp = auth_jwt_exp_time(exp);
+	}
+	r = auth_jwt_numeric_date(claims, "nbf", &nbf);
+	if (r < 0)
+		return AUTH_JWT_MALFORMED;
+	/* RFC 7519 4.1.5: now must be at or after nbf. */
+	if (r > 0 && !(nowd + leeway >= nbf))
+		return AUTH_JWT_NOT_YET_VALID;
+	return AUTH_JWT_OK;
+}
+
+/* RFC 7519 4.1.3: aud is one string, or an array of them. */
+static bool auth_jwt_aud_ok(const cJSON *aud, const char *want)
+{
+	const cJSON *el;
+
+	if (cJSON_IsString(aud))
+		return strcmp(aud->valuestring, want) == 0;
+	if (!cJSON_IsArray(aud))
+		return false;
+	cJSON_ArrayForEach(el, aud)
+		if (cJSON_IsString(el) && strcmp(el->valuestring, want) == 0)
+			return true;
+	return false;
+}
+
+static int auth_jwt_check_iss_aud(const struct auth_jwt *a, const cJSON *claims)
+{
+	const cJSON *iss = cJSON_GetObjectItemCaseSensitive(claims, "iss");
+
+	if (a->issuer != NULL && (!cJSON_IsString(iss) || strcmp(iss->valuestring, a->issuer) != 0))
+		return AUTH_JWT_BAD_ISSUER;
+	if (a->audience != NULL &&
+	    !auth_jwt_aud_ok(cJSON_GetObjectItemCaseSensitive(claims, "aud"), a->audience))
+		return AUTH_JWT_BAD_AUDIENCE;
+	return AUTH_JWT_OK;
+}
+
+static int auth_jwt_set_user(struct auth_jwt_identity *out, const char *id, size_t len)
+{
+	if (!target_id_valid(id, len))
+		return AUTH_JWT_BAD_USER;
+	memcpy(out->user, id, len);
+	out->user[len] = '\0';
+	out->user_len = len;
+	return AUTH_JWT_OK;
+}
+
+/* An integer user claim is taken from jansson's own text of it: cJSON holds
+ * numbers as doubles, and 9007199254740993 would come back as ...992, the
+ * id of someone else.  jansson writes integers as plain decimal and always
+ * puts a '.' or an 'e' in a real, so "digits only" means "integer". */
+static int auth_jwt_integer_user(jwt_t *jwt, const char *claim, struct auth_jwt_identity *out)
+{
+	char *text;
+	size_t len, i;
+	int rc;
+
+	/* The claim exists (cJSON saw it), so NULL can only be ENOMEM. */
+	text = jwt_get_grants_json(jwt, claim);
+	if (text == NULL)
+		return AUTH_JWT_INTERNAL;
+	len = strlen(text);
+	i = text[0] == '-' ? 1 : 0;
+	rc = len > i && len <= AUTH_JWT_INT_TEXT_MAX ? AUTH_JWT_OK : AUTH_JWT_BAD_USER;
+	for (; rc == AUTH_JWT_OK && i < len; i++)
+		if (text[i] < '0' || text[i] > '9')
+			rc = AUTH_JWT_BAD_USER;
+	if (rc == AUTH_JWT_OK)
+		rc = auth_jwt_set_user(out, text, len);
+	free(text);
+	return rc;
+}
+
+static int auth_jwt_check_user(const struct auth_jwt *a, jwt_t *jwt, const cJSON *claims,
+			       struct auth_jwt_identity *out)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(claims, a->user_claim);
+
+	if (item == NULL)
+		return AUTH_JWT_NO_USER;
+	if (cJSON_IsString(item))
+		return auth_jwt_set_user(out, item->valuestring, strlen(item->valuestring));
+	if (cJSON_IsNumber(item))
+		return auth_jwt_integer_user(jwt, a->user_claim, out);
+	return AUTH_JWT_BAD_USER;
+}
+
+static int auth_jwt_check_claims(const struct auth_jwt *a, jwt_t *jwt, time_t now,
+				 struct auth_jwt_identity *out)
+{
+	cJSON *claims;
+	char *text;
+	int rc;
+
+	text = jwt_get_grants_json(jwt, NULL);
+	if (text == NULL)
+		return AUTH_JWT_INTERNAL;
+	claims = cJSON_Parse(text);
+	free(text);
+	/* jansson accepts a top-level array, and nests deeper than cJSON. */
+	if (!cJSON_IsObject(claims)) {
+		cJSON_Delete(claims);
+		return AUTH_JWT_MALFORMED;
+	}
+	rc = auth_jwt_check_times(a, claims, now, out);
+	if (rc == AUTH_JWT_OK)
+		rc = auth_jwt_check_iss_aud(a, claims);
+	if (rc == AUTH_JWT_OK)
+		rc = auth_jwt_check_user(a, jwt, claims, out);
+	cJSON_Delete(claims);
+	return rc;
+}
+
+static int auth_jwt_verify_inner(const struct auth_jwt *a, const char *token, size_t len,
+				 time_t now, struct auth_jwt_identity *out)
+{
+	char buf[AUTH_JWT_TOKEN_MAX + 1];
+	jwt_t *jwt = NULL;
+	size_t dot[2];
+	int rc;
+
+	if (a == NULL || token == NULL || len == 0 || len > AUTH_JWT_TOKEN_MAX)
+		return AUTH_JWT_MALFORMED;
+	if (auth_jwt_split(token, len, dot) != 0)
+		return AUTH_JWT_MALFORMED;
+	rc = auth_jwt_check_header(a, token, dot[0]);
+	if (rc != AUTH_JWT_OK)
+		return rc;
+
+	memcpy(buf, token, len);
+	buf[len] = '\0';
+	/* key_len is never 0 here (auth_jwt_new saw to it): libjwt would take
+	 * that as "no key" and skip the signature. */
+	rc = jwt_decode(&jwt, buf, a->key, (int)a->key_len);
+	/* A failed RSA or EC check leaves errors in this thread's OpenSSL
+	 * queue, where the next SSL_get_error() on this thread would find
+	 * them and misjudge an unrelated TLS connection. */
+	ERR_clear_error();
+	if (rc != 0 || jwt == NULL) {
+		jwt_free(jwt);
+		return rc == ENOMEM ? AUTH_JWT_INTERNAL : AUTH_JWT_BAD_SIGNATURE;
+	}
+	if (jwt_get_alg(jwt) != a->alg->id)
+		rc = AUTH_JWT_BAD_ALG;
+	else
+		rc = auth_jwt_check_claims(a, jwt, now, out);
+	jwt_free(jwt);
+	return rc;
+}
+
+int auth_jwt_verify(const struct auth_jwt *a, const char *token, size_t len, time_t now,
+		    struct auth_jwt_identity *out, const char **why)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = auth_jwt_verify_inner(a, token, len, now, out);
+	if (rc != AUTH_JWT_OK)
+		memset(out, 0, sizeof(*out));
+	if (why != NULL)
+		*why = auth_jwt_strerror(rc);
+	return rc;
+}
+
+/* ---- Sec-WebSocket-Protocol ------------------------------------------ */
+
+static bool auth_jwt_is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+const char *auth_jwt_from_subprotocol(const char *header, char *chosen, size_t chosen_len,
+				      char *token, size_t token_len)
+{
+	static const char proto[] = AUTH_JWT_SUBPROTOCOL;
+	static const char prefix[] = AUTH_JWT_BEARER_PREFIX;
+	const char *p = header, *bearer = NULL;
+	size_t bearer_len = 0, nbearer = 0;
+	bool offered = false;
+
+	if (chosen != NULL && chosen_len > 0)
+		chosen[0] = '\0';
+	if (token != NULL && token_len > 0)
+		token[0] = '\0';
+	while (p != NULL && *p != '\0') {
+		const char *item, *end = strchr(p, ',');
+		size_t n;
+
+		if (end == NULL)
+			end = p + strlen(p);
+		item = p;
+		p = *end == ',' ? end + 1 : end;
+		while (item < end && auth_jwt_is_ows(*item))
+			item++;
+		while (end > item && auth_jwt_is_ows(end[-1]))
+			end--;
+		n = (size_t)(end - item);
+		if (n == sizeof(proto) - 1 && memcmp(item, proto, n) == 0) {
+			offered = true;
+		} else if (n >= sizeof(prefix) - 1 && memcmp(item, prefix, sizeof(prefix) - 1) == 0) {
+			nbearer++;
+			bearer = item + sizeof(prefix) - 1;
+			bearer_len = n - (sizeof(prefix) - 1);
+		}
+	}
+	if (offered && chosen != NULL && chosen_len >= sizeof(proto))
+		memcpy(chosen, proto, sizeof(proto));
+	if (nbearer == 0)
+		return NULL;
+	if (nbearer > 1)
+		return "several bearer subprotocols";
+	if (bearer_len == 0)
+		return "empty bearer token";
+	if (!offered)
+		return "bearer subprotocol without " AUTH_JWT_SUBPROTOCOL;
+	if (chosen == NULL || chosen_len < sizeof(proto))
+		return "internal error";
+	if (token == NULL || bearer_len >= token_len)
+		return "token too long";
+	memcpy(token, bearer, bearer_len);
+	token[bearer_len] = '\0';
+	return NULL;
+}

@@ -1,0 +1,60 @@
+#include "autoconfig.h"
+
+#include "http_reply.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "log.h"
+
+const char *http_reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+void http_reply_body(struct evhttp_request *req, int code, const char *content_type,
+    const char *body, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+	if (b != NULL)
+		evbuffer_add(b, body, len);
+	evhttp_send_reply(req, code, http_reason(code), b);
+	if (b != NULL)
+		evbuffer_free(b);
+}
+
+void http_reply_json(struct evhttp_request *req, int code, const char *body, size_t len)
+{
+	http_reply_body(req, code, "application/json", body, len);
+}
+
+void http_reply_error(struct evhttp_request *req, int code, const char *why)
+{
+	char q[256], body[300];
+	int n;
+
+	/* log_quote's escapes (\" \\ \u00XX) are JSON's. */
+	log_quote(q, sizeof(q), why, strlen(why));
+	n = snprintf(body, sizeof(body), "{\"error\":%s}\n", q);
+	http_reply_json(req, code, body, (size_t)n);
+}
