@@ -16,6 +16,11 @@ struct http_server;
 /* Bind and serve.  Returns NULL with err filled when it cannot listen. */
 struct http_server *http_server_start(struct gateway *gw, char *err, size_t errlen);
 
+/* SIGHUP: load the certificate and key again.  Returns 1 reloaded, 0 TLS
+ * is off, -1 with err (the old ones stay). */
+int http_server_reload_tls(struct http_server *hs, const char *cert, const char *key,
+    char *err, size_t errlen);
+
 /* Stop accepting new connections (shutdown); existing ones go on. */
 void http_server_stop_listening(struct http_server *hs);
 

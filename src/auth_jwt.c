@@ -3,8 +3,8 @@
  * libjwt 1.10.2 verifies signatures and nothing else, and even that only
  * when it is handed a key: without one it accepts any token as alg "none".
  * It also takes the algorithm from the token itself, so an HS256 token whose
- * HMAC key is our RSA public key PEM verifies against that PEM.  Hence the
- * layers here, each of which alone refuses those attacks:
+ * HMAC key is our RSA public key PEM verifies against that PEM.  Hence four
+ * layers, of which 2 and 4 each refuse both attacks on their own:
  *   1. shape: a bounded length, exactly three base64url segments;
  *   2. the header, decoded and parsed here, must name exactly the configured
  *      algorithm (libjwt compares alg case-insensitively and takes the last
@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 #include <jwt.h>
@@ -101,11 +102,9 @@ static const char *const auth_jwt_reasons[] = {
 
 const char *auth_jwt_strerror(int err)
 {
-	size_t i = err <= 0 ? (size_t)-(long)err : 0;
-
-	if (err > 0 || i >= sizeof(auth_jwt_reasons) / sizeof(auth_jwt_reasons[0]))
+	if (err > 0 || err <= -(int)(sizeof(auth_jwt_reasons) / sizeof(auth_jwt_reasons[0])))
 		return "unknown error";
-	return auth_jwt_reasons[i];
+	return auth_jwt_reasons[-err];
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -157,8 +156,8 @@ void auth_jwt_free(struct auth_jwt *a)
 	free(a);
 }
 
-/* Reads at most AUTH_JWT_KEY_FILE_MAX bytes; a NUL is appended for the
- * error checks, it is not part of *len. */
+/* One byte more than the limit is asked for, to tell "exactly at the
+ * limit" from "larger". */
 static char *auth_jwt_read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
@@ -186,7 +185,6 @@ static char *auth_jwt_read_file(const char *path, size_t *len, char *err, size_t
 		goto fail;
 	}
 	fclose(f);
-	buf[n] = '\0';
 	*len = n;
 	return buf;
 fail:
@@ -228,7 +226,8 @@ static int auth_jwt_check_pkey(const struct auth_jwt_alg *alg, EVP_PKEY *pkey, c
 	int nid;
 
 	if (alg->family == FAMILY_RSA) {
-		/* libjwt 1.10.2 wants the plain RSA type, not RSA-PSS. */
+		/* RS* is PKCS #1 v1.5, which a key restricted to RSA-PSS
+		 * cannot verify. */
 		if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
 			auth_jwt_errf(err, errlen, "jwt_key_file %s: %s needs an RSA key",
 				      path, alg->name);
@@ -417,10 +416,10 @@ static size_t auth_jwt_b64url_decode(const char *in, size_t n, unsigned char *ou
 	return o;
 }
 
-/* Exactly three segments of base64url: libjwt's own decoder skips what it
- * does not know and stops early, and copies each segment with alloca(), so
- * nothing reaches it that is not already well formed and bounded.  Every
- * algorithm we accept signs, so no segment may be empty. */
+/* Exactly three segments of base64url.  libjwt's decoder silently stops at
+ * the first character it does not know, and copies each segment onto the
+ * stack with alloca(): nothing reaches it that is not well formed and
+ * bounded.  Every algorithm we accept signs, so no segment may be empty. */
 static int auth_jwt_split(const char *tok, size_t len, size_t dot[2])
 {
 	size_t ndots = 0, start = 0;
@@ -468,7 +467,7 @@ static int auth_jwt_check_header(const struct auth_jwt *a, const char *seg, size
 {
 	char buf[AUTH_JWT_TOKEN_MAX / 4 * 3 + 3];
 	const char *end = NULL;
-	const cJSON *alg;
+	const cJSON *alg, *typ;
 	cJSON *hdr;
 	size_t len;
 	int rc = AUTH_JWT_OK;
@@ -485,12 +484,17 @@ static int auth_jwt_check_header(const struct auth_jwt *a, const char *seg, size
 		return AUTH_JWT_MALFORMED;
 	}
 	alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
+	typ = cJSON_GetObjectItemCaseSensitive(hdr, "typ");
 	if (!cJSON_IsString(alg))
 		rc = AUTH_JWT_MALFORMED;
 	else if (strcmp(alg->valuestring, a->alg->name) != 0)
 		rc = AUTH_JWT_BAD_ALG;
 	/* RFC 7515 4.1.11: an extension we must understand; we know none. */
 	else if (cJSON_GetObjectItemCaseSensitive(hdr, "crit") != NULL)
+		rc = AUTH_JWT_MALFORMED;
+	/* libjwt 1.10.2 refuses any other typ (even RFC 9068 "at+jwt") with
+	 * the same error as a bad signature: say what it really is. */
+	else if (typ != NULL && (!cJSON_IsString(typ) || strcasecmp(typ->valuestring, "JWT") != 0))
 		rc = AUTH_JWT_MALFORMED;
 	cJSON_Delete(hdr);
 	return rc;

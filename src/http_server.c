@@ -8,8 +8,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
@@ -21,20 +24,154 @@
 #include "dispatch.h"
 #include "http_push.h"
 #include "http_reply.h"
+#include "ip_rate.h"
 #include "metrics.h"
 #include "log.h"
 #include "notifyd.h"
 #include "target.h"
+#include "tls.h"
 #include "ws_conn.h"
 #include "ws_handshake.h"
 
 #define HTTP_MAX_HEADERS 8192
 
-struct http_server {
-	struct gateway *gw;
+#define GUARD_BUCKETS 16384
+
+/* A connection that has not yet made a request.  evhttp's own timeout is
+ * per read and restarts with every byte, so a client sending one header
+ * byte a second would never be dropped; this deadline is absolute. */
+struct guard {
+	struct bufferevent *bev;	/* we hold a reference: never dangles */
+	uint64_t deadline_ms;
+	struct guard *prev, *next;	/* FIFO = deadline order */
+	struct guard *hnext;
+};
+
+struct listener {
+	struct http_server *hs;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	bool tls;
 };
+
+struct http_server {
+	struct gateway *gw;
+	struct listener lis[2];		/* [0] listen_port, [1] tls_port when set */
+	int nlis;
+	SSL_CTX *ssl_ctx;
+	struct ip_rate *ip_rate;
+	struct event *guard_ev;
+	struct guard *ghead, *gtail;
+	struct guard *gbucket[GUARD_BUCKETS];
+	size_t nguard;
+};
+
+static size_t guard_slot(const struct bufferevent *bev)
+{
+	return ((uintptr_t)bev >> 4) % GUARD_BUCKETS;
+}
+
+static void guard_unlink(struct http_server *hs, struct guard *g)
+{
+	struct guard **pp = &hs->gbucket[guard_slot(g->bev)];
+
+	while (*pp != g)
+		pp = &(*pp)->hnext;
+	*pp = g->hnext;
+	if (g->prev != NULL)
+		g->prev->next = g->next;
+	else
+		hs->ghead = g->next;
+	if (g->next != NULL)
+		g->next->prev = g->prev;
+	else
+		hs->gtail = g->prev;
+	hs->nguard--;
+	bufferevent_decref(g->bev);
+	free(g);
+}
+
+/* The connection made a request: its handshake phase is over. */
+static void guard_done(struct http_server *hs, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct guard *g;
+
+	if (bev == NULL)
+		return;
+	for (g = hs->gbucket[guard_slot(bev)]; g != NULL; g = g->hnext)
+		if (g->bev == bev) {
+			guard_unlink(hs, g);
+			return;
+		}
+}
+
+static void guard_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *hs = arg;
+	uint64_t now = notifyd_now_ms();
+
+	(void)fd;
+	(void)what;
+	while (hs->ghead != NULL && hs->ghead->deadline_ms <= now) {
+		struct guard *g = hs->ghead;
+		evutil_socket_t s = bufferevent_getfd(g->bev);
+
+		/* evhttp may have freed it already (our reference keeps it);
+		 * otherwise it reads EOF and cleans up on its own. */
+		if (s >= 0 && shutdown(s, SHUT_RDWR) == 0) {
+			stats_add(&hs->gw->stats->limit_hits[LIMIT_HANDSHAKE], 1);
+			log_info("http_handshake_timeout", "fd=%d timeout_ms=%u", (int)s,
+			    hs->gw->cfg->handshake_timeout_ms);
+		}
+		guard_unlink(hs, g);
+	}
+	ip_rate_expire(hs->ip_rate, now, 10000);
+	for (int i = 0; i < hs->nlis; i++)
+		if (hs->lis[i].bound != NULL)
+			evconnlistener_enable(evhttp_bound_socket_get_listener(hs->lis[i].bound));
+}
+
+static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
+{
+	struct listener *l = arg;
+	struct http_server *hs = l->hs;
+	struct bufferevent *bev;
+	struct guard *g;
+
+	if (l->tls) {
+		SSL *ssl = SSL_new(hs->ssl_ctx);
+
+		if (ssl == NULL)
+			return NULL;
+		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE);
+		if (bev != NULL)
+			/* Clients that hang up without close_notify are normal. */
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else {
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (bev == NULL)
+		return NULL;
+	g = calloc(1, sizeof(*g));
+	if (g == NULL)
+		return bev;	/* unguarded, still served */
+	bufferevent_incref(bev);
+	g->bev = bev;
+	g->deadline_ms = notifyd_now_ms() + hs->gw->cfg->handshake_timeout_ms;
+	g->hnext = hs->gbucket[guard_slot(bev)];
+	hs->gbucket[guard_slot(bev)] = g;
+	g->prev = hs->gtail;
+	if (hs->gtail != NULL)
+		hs->gtail->next = g;
+	else
+		hs->ghead = g;
+	hs->gtail = g;
+	hs->nguard++;
+	return bev;
+}
 
 static void http_error(struct evhttp_request *req, int code, const char *msg)
 {
@@ -72,8 +209,12 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	struct ws_upgrade_request up;
 	struct evkeyvalq params;
 	const char *why = NULL, *query, *user;
+	char *peer = NULL;
+	ev_uint16_t peer_port = 0;
+	struct user_entry *ue;
 	int code;
 
+	guard_done(hs, req);
 	up.is_get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
 	up.http_major = req->major;
 	up.http_minor = req->minor;
@@ -104,8 +245,18 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	}
 	if (gw->reg.nconns >= cfg->max_connections) {
 		stats_add(&gw->stats->ws_rejected, 1);
+		stats_add(&gw->stats->limit_hits[LIMIT_CONNECTIONS], 1);
 		log_warn("ws_limit_reached", "limit=connections max=%u", cfg->max_connections);
 		http_error(req, 503, "connection limit reached");
+		return;
+	}
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
+	if (!ip_rate_allow(hs->ip_rate, peer != NULL ? peer : "?", notifyd_now_ms())) {
+		stats_add(&gw->stats->ws_rejected, 1);
+		stats_add(&gw->stats->limit_hits[LIMIT_IP_RATE], 1);
+		log_warn("ws_limit_reached", "limit=ip_rate addr=%s rate=%u", peer != NULL ? peer : "?",
+		    cfg->ip_connect_rate);
+		http_error(req, 503, "too many new connections from this address");
 		return;
 	}
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
@@ -127,6 +278,18 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		http_error(req, 400, "missing or invalid userId");
 		return;
 	}
+	ue = registry_find(&gw->reg, user, strlen(user));
+	if (cfg->max_connections_per_user > 0 && ue != NULL && ue->nconns >= cfg->max_connections_per_user) {
+		char uq[TARGET_ID_MAX * 2 + 8];
+
+		evhttp_clear_headers(&params);
+		stats_add(&gw->stats->ws_rejected, 1);
+		stats_add(&gw->stats->limit_hits[LIMIT_PER_USER], 1);
+		log_warn("ws_limit_reached", "limit=per_user user=%s max=%u",
+		    log_quote(uq, sizeof(uq), ue->id, ue->id_len), cfg->max_connections_per_user);
+		http_error(req, 503, "too many connections for this user");
+		return;
+	}
 	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user)) == NULL)
 		http_error(req, 500, "cannot accept the connection");
 	evhttp_clear_headers(&params);
@@ -142,6 +305,7 @@ static void http_on_health(struct evhttp_request *req, void *arg)
 	bool up = gw->broker.state == BROKER_CONSUMING && !gw->draining;
 	int n;
 
+	guard_done(hs, req);
 	for (int i = 0; i < REJECT_REASON_COUNT; i++)
 		rejected += stats_get(&st->rejected[i]);
 	if (gw->broker.error[0] != '\0')
@@ -174,6 +338,7 @@ static void http_on_push(struct evhttp_request *req, void *arg)
 {
 	struct http_server *hs = arg;
 
+	guard_done(hs, req);
 	if (hs->gw->draining) {
 		stats_add(&hs->gw->stats->push_status[PUSH_503], 1);
 		http_error(req, 503, "server shutting down");
@@ -187,6 +352,7 @@ static void http_on_metrics(struct evhttp_request *req, void *arg)
 	struct http_server *hs = arg;
 	struct evbuffer *b = evbuffer_new();
 
+	guard_done(hs, req);
 	if (b == NULL) {
 		http_error(req, 500, "out of memory");
 		return;
@@ -203,6 +369,8 @@ static void http_on_other(struct evhttp_request *req, void *arg)
 	struct http_server *hs = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
+	guard_done(hs, req);
+
 	if (hs->gw->cfg->demo && path != NULL && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)) {
 		http_reply_body(req, 200, "text/html; charset=utf-8", demo_page_html, demo_page_len);
 		return;
@@ -210,81 +378,151 @@ static void http_on_other(struct evhttp_request *req, void *arg)
 	http_error(req, 404, "not found");
 }
 
+/* Out of descriptors (EMFILE) or the like: a listening socket stays
+ * readable, so pause accepting instead of spinning; the guard timer turns
+ * accepting back on at its next tick. */
+static void listener_on_error(struct evconnlistener *lis, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	log_warn("http_accept_failed", "error=\"%s\" pause_ms=250", evutil_socket_error_to_string(e));
+	evconnlistener_disable(lis);
+}
+
+static void listener_set_limits(struct listener *l, const struct config *cfg)
+{
+	struct timeval tv;
+
+	tv.tv_sec = cfg->handshake_timeout_ms / 1000;
+	tv.tv_usec = (cfg->handshake_timeout_ms % 1000) * 1000;
+	evhttp_set_timeout_tv(l->http, &tv);
+	evhttp_set_max_headers_size(l->http, HTTP_MAX_HEADERS);
+	/* Above push_max_body we answer 413 in JSON ourselves; evhttp's own
+	 * (HTML) 413 only meets bodies far beyond it. */
+	evhttp_set_max_body_size(l->http, (ev_ssize_t)(cfg->push_max_body * 4 + 4096));
+	evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_bevcb(l->http, http_bevcb, l);
+	evhttp_set_cb(l->http, "/ws", http_on_ws, l->hs);
+	evhttp_set_cb(l->http, "/health", http_on_health, l->hs);
+	evhttp_set_cb(l->http, "/push", http_on_push, l->hs);
+	evhttp_set_cb(l->http, "/metrics", http_on_metrics, l->hs);
+	evhttp_set_gencb(l->http, http_on_other, l->hs);
+}
+
+static int listener_open(struct http_server *hs, struct listener *l, uint16_t port, bool tls,
+    char *err, size_t errlen)
+{
+	const struct config *cfg = hs->gw->cfg;
+	struct addrinfo hints, *ai = NULL;
+	struct evconnlistener *lis;
+	char portstr[8];
+	int rc;
+
+	l->hs = hs;
+	l->tls = tls;
+	l->http = evhttp_new(hs->gw->base);
+	if (l->http == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
+	rc = getaddrinfo(cfg->listen_address, portstr, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen_address %s: %s", cfg->listen_address, gai_strerror(rc));
+		return -1;
+	}
+	/* Our own listener for a deep backlog: reconnect storms come in waves. */
+	lis = evconnlistener_new_bind(hs->gw->base, NULL, NULL,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4096,
+	    ai->ai_addr, (int)ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (lis == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", cfg->listen_address,
+		    (unsigned)port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		return -1;
+	}
+	evconnlistener_set_error_cb(lis, listener_on_error);
+	l->bound = evhttp_bind_listener(l->http, lis);
+	if (l->bound == NULL) {
+		evconnlistener_free(lis);
+		snprintf(err, errlen, "evhttp_bind_listener failed");
+		return -1;
+	}
+	listener_set_limits(l, cfg);
+	log_info("http_listening", "address=%s port=%u tls=%s", cfg->listen_address,
+	    (unsigned)port, tls ? "on" : "off");
+	return 0;
+}
+
 struct http_server *http_server_start(struct gateway *gw, char *err, size_t errlen)
 {
 	const struct config *cfg = gw->cfg;
 	struct http_server *hs = calloc(1, sizeof(*hs));
-	struct addrinfo hints, *ai = NULL;
-	struct evconnlistener *lis;
-	struct timeval tv;
-	char port[8];
-	int rc;
+	struct timeval tick = { 0, 250000 };
+	bool tls = cfg->tls_cert_file[0] != '\0';
 
 	if (hs == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	hs->gw = gw;
-	hs->http = evhttp_new(gw->base);
-	if (hs->http == NULL) {
-		snprintf(err, errlen, "evhttp_new failed");
-		free(hs);
-		return NULL;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%u", (unsigned)cfg->listen_port);
-	rc = getaddrinfo(cfg->listen_address, port, &hints, &ai);
-	if (rc != 0) {
-		snprintf(err, errlen, "listen_address %s: %s", cfg->listen_address, gai_strerror(rc));
+	hs->ip_rate = ip_rate_new(cfg->ip_connect_rate);
+	hs->guard_ev = event_new(gw->base, -1, EV_PERSIST, guard_on_timer, hs);
+	if (hs->ip_rate == NULL || hs->guard_ev == NULL || event_add(hs->guard_ev, &tick) < 0) {
+		snprintf(err, errlen, "out of memory");
 		http_server_free(hs);
 		return NULL;
 	}
-	/* Our own listener for a deep backlog: reconnect storms come in waves. */
-	lis = evconnlistener_new_bind(gw->base, NULL, NULL,
-	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4096,
-	    ai->ai_addr, (int)ai->ai_addrlen);
-	freeaddrinfo(ai);
-	if (lis == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%u: %s", cfg->listen_address,
-		    (unsigned)cfg->listen_port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (tls) {
+		hs->ssl_ctx = tls_server_ctx_new(cfg->tls_cert_file, cfg->tls_key_file, err, errlen);
+		if (hs->ssl_ctx == NULL) {
+			http_server_free(hs);
+			return NULL;
+		}
+	}
+	/* tls_port 0: the main port speaks TLS; otherwise a second listener. */
+	hs->nlis = 1;
+	if (listener_open(hs, &hs->lis[0], cfg->listen_port, tls && cfg->tls_port == 0, err, errlen) < 0 ||
+	    (tls && cfg->tls_port != 0 &&
+	    (hs->nlis = 2, listener_open(hs, &hs->lis[1], cfg->tls_port, true, err, errlen)) < 0)) {
 		http_server_free(hs);
 		return NULL;
 	}
-	hs->bound = evhttp_bind_listener(hs->http, lis);
-	if (hs->bound == NULL) {
-		evconnlistener_free(lis);
-		snprintf(err, errlen, "evhttp_bind_listener failed");
-		http_server_free(hs);
-		return NULL;
-	}
-	/* Bounds the header phase: a client that trickles its request is
-	 * dropped when this runs out. */
-	tv.tv_sec = cfg->handshake_timeout_ms / 1000;
-	tv.tv_usec = (cfg->handshake_timeout_ms % 1000) * 1000;
-	evhttp_set_timeout_tv(hs->http, &tv);
-	evhttp_set_max_headers_size(hs->http, HTTP_MAX_HEADERS);
-	/* Above push_max_body we answer 413 in JSON ourselves; evhttp's own
-	 * (HTML) 413 only meets bodies far beyond it. */
-	evhttp_set_max_body_size(hs->http, (ev_ssize_t)(cfg->push_max_body * 4 + 4096));
-	evhttp_set_allowed_methods(hs->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_cb(hs->http, "/ws", http_on_ws, hs);
-	evhttp_set_cb(hs->http, "/health", http_on_health, hs);
-	evhttp_set_cb(hs->http, "/push", http_on_push, hs);
-	evhttp_set_cb(hs->http, "/metrics", http_on_metrics, hs);
-	evhttp_set_gencb(hs->http, http_on_other, hs);
-	log_info("http_listening", "address=%s port=%u", cfg->listen_address, (unsigned)cfg->listen_port);
 	return hs;
+}
+
+int http_server_reload_tls(struct http_server *hs, const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	if (hs->ssl_ctx == NULL)
+		return 0;
+	ctx = tls_server_ctx_new(cert, key, err, errlen);
+	if (ctx == NULL)
+		return -1;
+	/* Connections in progress keep their own reference to the old one. */
+	SSL_CTX_free(hs->ssl_ctx);
+	hs->ssl_ctx = ctx;
+	return 1;
 }
 
 void http_server_stop_listening(struct http_server *hs)
 {
-	if (hs != NULL && hs->bound != NULL) {
-		evhttp_del_accept_socket(hs->http, hs->bound);
-		hs->bound = NULL;
+	if (hs == NULL)
+		return;
+	for (int i = 0; i < hs->nlis; i++) {
+		struct listener *l = &hs->lis[i];
+
+		if (l->bound != NULL) {
+			evhttp_del_accept_socket(l->http, l->bound);
+			l->bound = NULL;
+		}
 	}
 }
 
@@ -292,7 +530,18 @@ void http_server_free(struct http_server *hs)
 {
 	if (hs == NULL)
 		return;
-	if (hs->http != NULL)
-		evhttp_free(hs->http);
+	for (int i = 0; i < 2; i++) {
+		struct listener *l = &hs->lis[i];
+
+		if (l->http != NULL)
+			evhttp_free(l->http);
+	}
+	while (hs->ghead != NULL)
+		guard_unlink(hs, hs->ghead);
+	if (hs->guard_ev != NULL)
+		event_free(hs->guard_ev);
+	ip_rate_free(hs->ip_rate);
+	if (hs->ssl_ctx != NULL)
+		SSL_CTX_free(hs->ssl_ctx);
 	free(hs);
 }

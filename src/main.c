@@ -167,6 +167,16 @@ static void daemon_reload(struct daemon *d)
 	}
 	if (http_push_set_keys(d->gw.push, &fresh.push_keys) == 0)
 		keys = 1;
+	{
+		char err[300];
+		int tls = http_server_reload_tls(d->gw.http, fresh.tls_cert_file, fresh.tls_key_file,
+		    err, sizeof(err));
+
+		if (tls < 0)
+			log_error("tls_reload_failed", "why=\"%s\"", err);
+		else if (tls > 0)
+			log_info("tls_reloaded", "cert=%s", fresh.tls_cert_file);
+	}
 	log_info("reloaded", "log_reopened=yes push_keys=%zu applied=%s", fresh.push_keys.n, keys ? "yes" : "no");
 	config_free(&fresh);
 }
