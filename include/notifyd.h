@@ -18,6 +18,7 @@ struct event;
 struct dispatch;
 struct http_server;
 struct http_push;
+struct auth_jwt;
 struct xqueue;
 
 enum broker_state {
@@ -43,6 +44,7 @@ struct gateway {
 	struct dispatch *dispatch;
 	struct http_server *http;
 	struct http_push *push;
+	struct auth_jwt *auth;		/* auth = jwt: the verifier (swapped on SIGHUP) */
 	struct xqueue *ackq;		/* to the consumer thread */
 	struct broker_status broker;	/* the loop's copy, for /health */
 	uint64_t started_ms;
@@ -53,5 +55,9 @@ struct gateway {
 uint64_t notifyd_now_ms(void);
 uint64_t notifyd_now_ns(void);
 const char *broker_state_name(enum broker_state s);
+
+/* Build the token verifier from the configuration (auth = jwt), NULL with
+ * err filled when the keys do not load. */
+struct auth_jwt *notifyd_auth_new(const struct config *cfg, char *err, size_t errlen);
 
 #endif

@@ -31,10 +31,13 @@ struct msg;
 struct ws_conn;
 
 /* Answer 101 and take over the connection of req for user id.  key is the
- * client's Sec-WebSocket-Key (already validated).  Returns the connection,
- * or NULL after answering an error itself. */
+ * client's Sec-WebSocket-Key (already validated); subprotocol, when not
+ * NULL or "", is echoed in Sec-WebSocket-Protocol; expires_ms (monotonic,
+ * 0: never) is when the token runs out and the connection is closed with
+ * 1008.  Returns the connection, or NULL (nothing was answered). */
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
-    const char *key, const char *user, size_t user_len);
+    const char *key, const char *user, size_t user_len, const char *subprotocol,
+    uint64_t expires_ms);
 
 /* Queue msg's frame.  Returns 1 when queued, 0 when the connection takes
  * no more data (closing, or it just overflowed and is being closed). */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -18,7 +19,9 @@
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <openssl/crypto.h>
 
+#include "auth_jwt.h"
 #include "config.h"
 #include "demo_page.h"
 #include "dispatch.h"
@@ -201,6 +204,96 @@ static int same_origin(struct evhttp_request *req)
 	return strcasecmp(rest, host) == 0;
 }
 
+/* Every Sec-WebSocket-Protocol header of the request joined with ", "
+ * (evhttp_find_header returns only the first). */
+static const char *joined_protocols(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evkeyval *kv;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+		size_t n;
+
+		if (strcasecmp(kv->key, "Sec-WebSocket-Protocol") != 0)
+			continue;
+		n = strlen(kv->value);
+		if (o + n + 3 > len)
+			return NULL;
+		if (o > 0) {
+			memcpy(buf + o, ", ", 2);
+			o += 2;
+		}
+		memcpy(buf + o, kv->value, n + 1);
+		o += n;
+	}
+	return o > 0 ? buf : NULL;
+}
+
+/* auth = jwt: find the token (subprotocol, ?token=, Authorization: Bearer),
+ * verify it, check a userId given beside it.  Returns NULL with *id filled,
+ * or the reason for a 401. */
+static const char *ws_authenticate(struct http_server *hs, struct evhttp_request *req,
+    const struct evkeyvalq *params, const char *user_param, struct auth_jwt_identity *id,
+    char *chosen, size_t chosen_len, uint64_t *expires_ms)
+{
+	const struct config *cfg = hs->gw->cfg;
+	static const size_t protos_max = 2 * AUTH_JWT_TOKEN_MAX + 256;
+	char *protos = malloc(protos_max), *token = malloc(AUTH_JWT_TOKEN_MAX + 1);
+	const char *why = NULL, *t;
+	time_t now = time(NULL);
+	int rc;
+
+	if (protos == NULL || token == NULL) {
+		why = auth_jwt_strerror(AUTH_JWT_INTERNAL);
+		goto out;
+	}
+	why = auth_jwt_from_subprotocol(joined_protocols(req, protos, protos_max), chosen, chosen_len,
+	    token, AUTH_JWT_TOKEN_MAX + 1);
+	if (why != NULL)
+		goto out;
+	if (token[0] == '\0') {
+		t = evhttp_find_header(params, "token");
+		if (t == NULL) {
+			t = hdr(req, "Authorization");
+			if (t != NULL && strncasecmp(t, "Bearer ", 7) == 0)
+				for (t += 7; *t == ' '; t++)
+					;
+			else
+				t = NULL;
+		}
+		if (t == NULL || *t == '\0') {
+			why = "missing token";
+			goto out;
+		}
+		if (strlen(t) > AUTH_JWT_TOKEN_MAX) {
+			why = auth_jwt_strerror(AUTH_JWT_MALFORMED);
+			goto out;
+		}
+		snprintf(token, AUTH_JWT_TOKEN_MAX + 1, "%s", t);
+	}
+	rc = auth_jwt_verify(hs->gw->auth, token, strlen(token), now, id, &why);
+	if (rc != AUTH_JWT_OK) {
+		if (why == NULL)
+			why = auth_jwt_strerror(rc);
+		goto out;
+	}
+	if (user_param != NULL && strcmp(user_param, id->user) != 0) {
+		why = "userId does not match the token";
+		goto out;
+	}
+	*expires_ms = 0;
+	if (id->exp != 0 && cfg->jwt_close_on_expiry)
+		*expires_ms = notifyd_now_ms() + (id->exp > now ? (uint64_t)(id->exp - now) * 1000u : 0);
+	why = NULL;
+out:
+	if (token != NULL)
+		OPENSSL_cleanse(token, AUTH_JWT_TOKEN_MAX + 1);
+	free(token);
+	free(protos);
+	return why;
+}
+
 static void http_on_ws(struct evhttp_request *req, void *arg)
 {
 	struct http_server *hs = arg;
@@ -212,6 +305,9 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	char *peer = NULL;
 	ev_uint16_t peer_port = 0;
 	struct user_entry *ue;
+	struct auth_jwt_identity ident;
+	char chosen[32] = "";
+	uint64_t expires_ms = 0;
 	int code;
 
 	guard_done(hs, req);
@@ -268,11 +364,24 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		http_error(req, 400, "malformed query string");
 		return;
 	}
-	/* auth = none is the only mode so far: the user names itself. */
 	user = evhttp_find_header(&params, "userId");
 	if (user == NULL)
 		user = evhttp_find_header(&params, "user_id");
-	if (user == NULL || !target_id_valid(user, strlen(user))) {
+	if (cfg->auth == CONFIG_AUTH_JWT) {
+		const char *bad = ws_authenticate(hs, req, &params, user, &ident, chosen, sizeof(chosen), &expires_ms);
+
+		if (bad != NULL) {
+			int st = strcmp(bad, auth_jwt_strerror(AUTH_JWT_INTERNAL)) == 0 ? 500 : 401;
+
+			evhttp_clear_headers(&params);
+			stats_add(&gw->stats->ws_rejected, 1);
+			log_info("ws_auth_refused", "status=%d why=\"%s\"", st, bad);
+			http_error(req, st, bad);
+			return;
+		}
+		user = ident.user;
+	} else if (user == NULL || !target_id_valid(user, strlen(user))) {
+		/* auth = none: the user names itself. */
 		evhttp_clear_headers(&params);
 		stats_add(&gw->stats->ws_rejected, 1);
 		http_error(req, 400, "missing or invalid userId");
@@ -290,7 +399,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		http_error(req, 503, "too many connections for this user");
 		return;
 	}
-	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user)) == NULL)
+	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, expires_ms) == NULL)
 		http_error(req, 500, "cannot accept the connection");
 	evhttp_clear_headers(&params);
 }

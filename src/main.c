@@ -14,6 +14,7 @@
 
 #include "amqp_consumer.h"
 #include "amqp_publisher.h"
+#include "auth_jwt.h"
 #include "config.h"
 #include "delivery.h"
 #include "dispatch.h"
@@ -150,6 +151,22 @@ static void daemon_begin_drain(struct daemon *d)
 
 static int load_config(struct config *cfg, const char *path, int explicit_path);
 
+struct auth_jwt *notifyd_auth_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct auth_jwt_config ac = {
+		.alg = cfg->jwt_algorithm,
+		.secret = cfg->jwt_secret,
+		.key_file = cfg->jwt_key_file,
+		.issuer = cfg->jwt_issuer,
+		.audience = cfg->jwt_audience,
+		.user_claim = cfg->jwt_user_claim,
+		.leeway_s = cfg->jwt_leeway_s,
+		.require_exp = cfg->jwt_require_exp,
+	};
+
+	return auth_jwt_new(&ac, err, errlen);
+}
+
 /* SIGHUP: reopen the log file and take the secrets that may rotate (push
  * keys) from a fresh read of the configuration; everything else needs a
  * restart.  A configuration that does not load changes nothing. */
@@ -167,6 +184,19 @@ static void daemon_reload(struct daemon *d)
 	}
 	if (http_push_set_keys(d->gw.push, &fresh.push_keys) == 0)
 		keys = 1;
+	if (d->cfg.auth == CONFIG_AUTH_JWT) {
+		char err[300];
+		struct auth_jwt *a = notifyd_auth_new(&fresh, err, sizeof(err));
+
+		/* Only the loop thread verifies tokens: swapping here is safe. */
+		if (a == NULL) {
+			log_error("jwt_reload_failed", "why=\"%s\"", err);
+		} else {
+			auth_jwt_free(d->gw.auth);
+			d->gw.auth = a;
+			log_info("jwt_reloaded", "algorithm=%s", fresh.jwt_algorithm);
+		}
+	}
 	{
 		char err[300];
 		int tls = http_server_reload_tls(d->gw.http, fresh.tls_cert_file, fresh.tls_key_file,
@@ -347,6 +377,14 @@ int main(int argc, char **argv)
 		log_error("startup_failed", "why=\"cannot allocate the event loop or queues\"");
 		goto out;
 	}
+	if (d->cfg.auth == CONFIG_AUTH_JWT) {
+		d->gw.auth = notifyd_auth_new(&d->cfg, err, sizeof(err));
+		if (d->gw.auth == NULL) {
+			log_error("startup_failed", "why=\"%s\"", err);
+			fprintf(stderr, "notifyd: %s\n", err);
+			goto out;
+		}
+	}
 	d->gw.http = http_server_start(&d->gw, err, sizeof(err));
 	if (d->gw.http == NULL) {
 		log_error("startup_failed", "why=\"%s\"", err);
@@ -419,6 +457,7 @@ out:
 	if (d->gw.base != NULL)
 		event_base_free(d->gw.base);
 	registry_free(&d->gw.reg);
+	auth_jwt_free(d->gw.auth);
 	xqueue_destroy(&d->jobq);
 	xqueue_destroy(&d->readyq);
 	xqueue_destroy(&d->ackq);

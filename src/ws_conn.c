@@ -46,6 +46,7 @@ struct ws_conn {
 	uint64_t next_ping_ms;
 	uint64_t ping_sent_ms;		/* 0: no ping outstanding */
 	uint64_t deadline_ms;		/* WS_CLOSING / WS_FLUSHING: free at this time */
+	uint64_t expires_ms;		/* the token's end (0: none): close with 1008 */
 	struct ws_mark marks[WS_MARKS];
 	uint8_t nmarks;
 	uint8_t state;
@@ -126,7 +127,8 @@ static void ws_conn_evcon_closed(struct evhttp_connection *evcon, void *arg)
 }
 
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
-    const char *key, const char *user, size_t user_len)
+    const char *key, const char *user, size_t user_len, const char *subprotocol,
+    uint64_t expires_ms)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
@@ -148,11 +150,14 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 	c->evcon = evcon;
 	c->id = ++gw->next_conn_id;
 	c->next_ping_ms = now + gw->cfg->ws_ping_interval_ms;
+	c->expires_ms = expires_ms;
 	ws_reader_init(&c->reader, gw->cfg->ws_max_message_size);
 
 	evhttp_add_header(out, "Upgrade", "websocket");
 	evhttp_add_header(out, "Connection", "Upgrade");
 	evhttp_add_header(out, "Sec-WebSocket-Accept", accept);
+	if (subprotocol != NULL && *subprotocol != '\0')
+		evhttp_add_header(out, "Sec-WebSocket-Protocol", subprotocol);
 	evhttp_send_reply_start(req, 101, "Switching Protocols");
 
 	/* The takeover: from here on the bytes are ours, never evhttp's. */
@@ -335,6 +340,11 @@ void ws_conn_sweep(struct ws_conn *c, uint64_t now_ms)
 	if (c->state != WS_OPEN) {
 		if (now_ms >= c->deadline_ms)
 			ws_conn_free(c, c->state == WS_CLOSING ? "close_timeout" : "flush_timeout");
+		return;
+	}
+	if (c->expires_ms != 0 && now_ms >= c->expires_ms) {
+		log_info("ws_token_expired", "conn=%llu", (unsigned long long)c->id);
+		ws_conn_close(c, WS_CLOSE_POLICY, "token expired");
 		return;
 	}
 	if (c->ping_sent_ms != 0 && now_ms - c->ping_sent_ms >= cfg->ws_pong_timeout_ms) {
