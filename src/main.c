@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,25 @@ static int load_config(struct config *cfg, const char *path, int explicit_path)
 	return 0;
 }
 
+/* Every client is a descriptor: lift the soft limit to what the connection
+ * limit needs (up to the hard limit), and say so when it cannot. */
+static void raise_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_connections + 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want)
+		log_warn("fd_limit_low", "nofile=%llu max_connections=%u hint=\"raise LimitNOFILE or lower max_connections\"",
+		    (unsigned long long)rl.rlim_cur, cfg->max_connections);
+}
+
 /* Threads other than the loop's must not take the signals libevent waits for. */
 static int start_threads(struct daemon *d)
 {
@@ -361,6 +381,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(&d->cfg);
 
 	d->gw.cfg = &d->cfg;
 	d->gw.stats = &d->stats;
