@@ -1,0 +1,1052 @@
+"""Helpers for notifyd's integration tests.
+
+Everything here talks to real things: the notifyd binary, a RabbitMQ node
+(through pika and rabbitmqctl) and WebSocket clients (python-websockets, and a
+hand-written raw client for protocol abuse).  Every wait is bounded.
+
+Nothing here exports NOTIFYD_* variables: notifyd refuses to start on unknown
+ones, so it is started with a minimal explicit environment and a config file.
+"""
+
+import asyncio
+import base64
+import collections
+import hashlib
+import http.client
+import json
+import logging
+import os
+import queue
+import random
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import pika
+import pika.exceptions
+import websockets
+import websockets.exceptions
+
+logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+OP_CONT, OP_TEXT, OP_BIN, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class HarnessError(Exception):
+    pass
+
+
+def free_port():
+    """A loopback TCP port that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Poll pred() until it returns a true value (returned) or timeout (raises)."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - reported below
+            last_exc = e
+        if time.monotonic() >= deadline:
+            msg = "timed out after %.1fs waiting for %s" % (timeout, what)
+            if last_exc is not None:
+                msg += " (last error: %r)" % (last_exc,)
+            raise TimeoutError(msg)
+        time.sleep(interval)
+
+
+def sanitize(name, maxlen=80):
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+    return s[:maxlen] or "x"
+
+
+# --------------------------------------------------------------------------
+# Broker
+
+
+class Broker:
+    """A RabbitMQ node: AMQP address plus (optionally) rabbitmqctl access."""
+
+    def __init__(self, host, port, user="guest", password="guest", base_vhost="/",
+                 node=None, ctl=None, ctl_home=None):
+        self.host = host
+        self.port = int(port)
+        self.user = user
+        self.password = password
+        self.base_vhost = base_vhost
+        self.node = node
+        self.ctl_path = ctl or "/usr/lib/rabbitmq/bin/rabbitmqctl"
+        self.ctl_home = ctl_home
+        self._deleters = []
+
+    @classmethod
+    def from_env_file(cls, path):
+        kv = {}
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith("#") and "=" in line:
+                    k, v = line.split("=", 1)
+                    kv[k] = v
+        return cls(kv.get("AMQP_HOST", "127.0.0.1"), kv["AMQP_PORT"],
+                   node=kv.get("RABBITMQ_NODENAME"), ctl=kv.get("RABBITMQCTL"),
+                   ctl_home=kv.get("BROKER_HOME"))
+
+    @classmethod
+    def from_url(cls, url, node=None, ctl=None, ctl_home=None):
+        u = urllib.parse.urlsplit(url)
+        vhost = urllib.parse.unquote(u.path[1:]) if len(u.path) > 1 else "/"
+        return cls(u.hostname or "127.0.0.1", u.port or 5672,
+                   urllib.parse.unquote(u.username or "guest"),
+                   urllib.parse.unquote(u.password or "guest"), vhost, node, ctl, ctl_home)
+
+    @property
+    def has_ctl(self):
+        return bool(self.node) and os.access(self.ctl_path, os.X_OK)
+
+    def url(self, vhost=None):
+        v = self.base_vhost if vhost is None else vhost
+        return "amqp://%s:%s@%s:%d/%s" % (
+            urllib.parse.quote(self.user, safe=""), urllib.parse.quote(self.password, safe=""),
+            self.host, self.port, urllib.parse.quote(v, safe=""))
+
+    def ctl(self, *args, timeout=30, check=True):
+        if not self.has_ctl:
+            raise HarnessError("rabbitmqctl access to the broker is not configured")
+        env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+        if self.ctl_home:
+            env["HOME"] = self.ctl_home
+        elif "HOME" in os.environ:
+            env["HOME"] = os.environ["HOME"]
+        cmd = [self.ctl_path, "-n", self.node, "-q"] + list(args)
+        p = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=timeout, text=True, errors="replace")
+        if check and p.returncode != 0:
+            raise HarnessError("%s failed (%d): %s %s" % (" ".join(cmd), p.returncode,
+                                                        p.stdout.strip(), p.stderr.strip()))
+        return p
+
+    def add_vhost(self, name):
+        self.ctl("add_vhost", name)
+        self.ctl("set_permissions", "-p", name, self.user, ".*", ".*", ".*")
+
+    def delete_vhost(self, name):
+        self.ctl("delete_vhost", name, check=False)
+
+    def list_queues(self, vhost):
+        """{queue name: (ready + unacked, unacked, consumers)} via rabbitmqctl."""
+        p = self.ctl("list_queues", "-p", vhost, "--no-table-headers",
+                     "name", "messages", "messages_unacknowledged", "consumers")
+        out = {}
+        for line in p.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 4 and parts[1].isdigit():
+                out[parts[0]] = (int(parts[1]), int(parts[2]), int(parts[3]))
+        return out
+
+
+class VhostPool:
+    """Hands out fresh vhosts, created ahead in batches by a background thread
+    (rabbitmqctl costs about 0.5 s of CPU a call, so one import_definitions
+    call creates a whole batch, guest with full permissions on each; plain
+    add_vhost + set_permissions is the fallback).  Used vhosts are deleted
+    (delete_vhost) right after their test, in the background, unless
+    delete=False: a private node that is thrown away at the end of the run
+    does not need it."""
+
+    def __init__(self, broker, prefix, workdir, batch=8, delete=True):
+        self.broker = broker
+        self.prefix = prefix
+        self.workdir = workdir
+        self.batch = batch
+        self.delete = delete
+        self._n = 0
+        self._ready = queue.Queue()
+        self._want = threading.Semaphore(0)
+        self._stop = False
+        self._use_import = True
+        self._creator = threading.Thread(target=self._create_loop, name="vhost-creator", daemon=True)
+        self._deleter_q = queue.Queue()
+        self._deleter = threading.Thread(target=self._delete_loop, name="vhost-deleter", daemon=True)
+        self._pending = True
+        self._creator.start()
+        self._deleter.start()
+        self._want.release()
+
+    def _create_batch(self):
+        names = []
+        for _ in range(self.batch):
+            self._n += 1
+            names.append("%s-%d" % (self.prefix, self._n))
+        if self._use_import:
+            defs = {"vhosts": [{"name": n} for n in names],
+                    "permissions": [{"user": self.broker.user, "vhost": n, "configure": ".*",
+                                     "write": ".*", "read": ".*"} for n in names]}
+            path = os.path.join(self.workdir, "vhosts-%d.json" % self._n)
+            with open(path, "w") as f:
+                json.dump(defs, f)
+            try:
+                self.broker.ctl("import_definitions", path, timeout=60)
+                return names
+            except Exception:  # noqa: BLE001 - fall back to one call per vhost
+                self._use_import = False
+        for n in names:
+            self.broker.add_vhost(n)
+        return names
+
+    def _create_loop(self):
+        while not self._stop:
+            self._want.acquire()
+            if self._stop:
+                return
+            try:
+                for n in self._create_batch():
+                    self._ready.put((n, None))
+            except Exception as e:  # noqa: BLE001 - handed to the taker
+                self._ready.put((None, e))
+            self._pending = False
+
+    def _delete_loop(self):
+        while True:
+            name = self._deleter_q.get()
+            if name is None:
+                return
+            try:
+                self.broker.delete_vhost(name)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def take(self, timeout=60):
+        if self._ready.qsize() <= self.batch // 2 and not self._pending:
+            self._pending = True
+            self._want.release()
+        name, err = self._ready.get(timeout=timeout)
+        if err is not None:
+            raise HarnessError("cannot create vhosts: %s" % err)
+        return name
+
+    def release(self, name):
+        if self.delete:
+            self._deleter_q.put(name)
+
+    def close(self, timeout=60):
+        self._stop = True
+        self._want.release()
+        self._creator.join(timeout)
+        leftovers = []
+        while True:
+            try:
+                name, err = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            if name:
+                leftovers.append(name)
+        if self.delete:
+            for n in leftovers:
+                self._deleter_q.put(n)
+        self._deleter_q.put(None)
+        self._deleter.join(timeout)
+
+
+class Vhost:
+    def __init__(self, broker, name, shared=False):
+        self.broker = broker
+        self.name = name
+        self.shared = shared  # True: not private to this test (no rabbitmqctl)
+
+    @property
+    def url(self):
+        return self.broker.url(self.name)
+
+    def connection(self):
+        params = pika.URLParameters(self.url)
+        params.socket_timeout = 10
+        params.blocked_connection_timeout = 30
+        params.heartbeat = 60
+        return pika.BlockingConnection(params)
+
+    def queue_counts(self, queue_name):
+        """(messages ready+unacked, unacked, consumers).  With rabbitmqctl this
+        is exact; without it, a passive declare only sees ready messages."""
+        if self.broker.has_ctl:
+            q = self.broker.list_queues(self.name)
+            if queue_name not in q:
+                raise HarnessError("queue %r not found in vhost %r (have %r)" %
+                                   (queue_name, self.name, sorted(q)))
+            return q[queue_name]
+        conn = self.connection()
+        try:
+            ch = conn.channel()
+            ok = ch.queue_declare(queue=queue_name, passive=True)
+            return (ok.method.message_count, None, ok.method.consumer_count)
+        finally:
+            conn.close()
+
+    def passive_declare(self, queue_name):
+        conn = self.connection()
+        try:
+            ch = conn.channel()
+            ok = ch.queue_declare(queue=queue_name, passive=True)
+            return ok.method.message_count, ok.method.consumer_count
+        finally:
+            conn.close()
+
+    def wait_queue_empty(self, queue_name, timeout=10):
+        """Wait until the queue holds no message, ready or unacknowledged."""
+        last = [None]
+
+        def empty():
+            # a passive declare is cheap but sees only ready messages;
+            # rabbitmqctl (about 0.5 s a call) also sees unacknowledged ones
+            ready, consumers = self.passive_declare(queue_name)
+            last[0] = (ready, None, consumers)
+            if ready:
+                return False
+            c = self.queue_counts(queue_name)
+            last[0] = c
+            return c[0] == 0 and (c[1] in (0, None))
+
+        try:
+            wait_until(empty, timeout, 0.2, "queue %s to be empty" % queue_name)
+        except TimeoutError:
+            raise AssertionError("queue %s not empty after %.0fs: (messages, unacked, consumers)=%r"
+                                 % (queue_name, timeout, last[0]))
+
+    def wait_no_consumer(self, queue_name, timeout=10):
+        """Wait until the queue has no consumer (so what a dead or stopped
+        consumer held unacknowledged is back in the queue)."""
+        def none():
+            if self.broker.has_ctl:
+                c = self.queue_counts(queue_name)
+                return c[2] == 0 and c[1] == 0
+            return self.passive_declare(queue_name)[1] == 0
+        wait_until(none, timeout, 0.1, "queue %s to have no consumer" % queue_name)
+
+    def drain(self, queue_name, limit=1000000, timeout=60):
+        """Take every message left in the queue (basic_get, auto-ack).
+        Returns a list of (routing_key, body bytes, redelivered)."""
+        out = []
+        conn = self.connection()
+        deadline = time.monotonic() + timeout
+        try:
+            ch = conn.channel()
+            while len(out) < limit and time.monotonic() < deadline:
+                method, props, body = ch.basic_get(queue=queue_name, auto_ack=True)
+                if method is None:
+                    break
+                out.append((method.routing_key, body, method.redelivered))
+        finally:
+            conn.close()
+        return out
+
+    def delete_queue(self, queue_name):
+        conn = self.connection()
+        try:
+            conn.channel().queue_delete(queue=queue_name)
+        except pika.exceptions.ChannelClosedByBroker:
+            pass
+        finally:
+            if conn.is_open:
+                conn.close()
+
+
+class Publisher:
+    """pika BlockingConnection with publisher confirms: publish() returns once
+    the broker has the message.  Not thread-safe: one per thread."""
+
+    def __init__(self, vhost, exchange="notifications"):
+        self.vhost = vhost
+        self.exchange = exchange
+        self.conn = vhost.connection()
+        self.ch = self.conn.channel()
+        self.ch.confirm_delivery()
+        self.count = 0
+
+    def publish(self, routing_key, body, exchange=None, mandatory=True, persistent=True):
+        """Publish body (bytes or str; dict/list are JSON-encoded).  With
+        mandatory (default) an unroutable message raises pika's UnroutableError,
+        so a test cannot silently publish into the void."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body, separators=(",", ":"))
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        props = pika.BasicProperties(delivery_mode=2 if persistent else 1,
+                                     content_type="application/json")
+        self.ch.basic_publish(exchange=self.exchange if exchange is None else exchange,
+                              routing_key=routing_key, body=body, properties=props,
+                              mandatory=mandatory)
+        self.count += 1
+        return body
+
+    def publish_to_queue(self, queue_name, body):
+        """Straight to a queue through the default exchange."""
+        return self.publish(queue_name, body, exchange="")
+
+    def close(self):
+        try:
+            if self.conn.is_open:
+                self.conn.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# --------------------------------------------------------------------------
+# HTTP
+
+
+def http_request(port, method, path, headers=None, body=None, timeout=5):
+    """(status, {lower-case header: value}, body bytes)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def http_get(port, path, timeout=5):
+    return http_request(port, "GET", path, timeout=timeout)
+
+
+# --------------------------------------------------------------------------
+# notifyd
+
+
+class Notifyd:
+    """One notifyd process with its own config file and log file."""
+
+    # Defaults chosen for tests; any config key can be overridden.
+    BASE = {
+        "listen_address": "127.0.0.1",
+        "workers": "2",
+        "log_level": "info",
+        "drain_timeout": "5s",
+        "auth": "none",
+    }
+
+    def __init__(self, binary, workdir, amqp_url, queue_name, name="notifyd", **config):
+        self.binary = binary
+        self.workdir = workdir
+        self.name = name
+        os.makedirs(workdir, exist_ok=True)
+        self.config = dict(self.BASE)
+        lvl = os.environ.get("TEST_NOTIFYD_LOG_LEVEL")
+        if lvl:
+            self.config["log_level"] = lvl
+        self.config["amqp_url"] = amqp_url
+        self.config["amqp_queue"] = queue_name
+        self.config.update({k: v for k, v in config.items() if v is not None})
+        if "listen_port" not in self.config:
+            self.config["listen_port"] = str(free_port())
+        self.port = int(self.config["listen_port"])
+        self.queue = queue_name
+        self.conf_path = os.path.join(workdir, name + ".conf")
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.proc = None
+        self.exit_code = None
+        self.stopped_on_purpose = False
+        self.starts = 0
+
+    # config ------------------------------------------------------------
+    @staticmethod
+    def _fmt(value):
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        value = str(value)
+        if value == "" or re.search(r'[\s#"]', value):
+            return '"%s"' % value
+        return value
+
+    def write_config(self):
+        with open(self.conf_path, "w") as f:
+            f.write("# written by t/integration/harness.py for %s\n" % self.name)
+            for k, v in self.config.items():
+                f.write("%s = %s\n" % (k, self._fmt(v)))
+
+    def env(self):
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": "UTC"}
+        # Let sanitizer builds be configured from outside.
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"):
+            if k in os.environ:
+                env[k] = os.environ[k]
+        return env
+
+    # process -------------------------------------------------------------
+    def start(self, wait=True, timeout=15):
+        if self.proc is not None and self.proc.poll() is None:
+            raise HarnessError("%s already running" % self.name)
+        self.write_config()
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(("==== start #%d: %s -c %s\n" % (self.starts, self.binary, self.conf_path)).encode())
+        log.flush()
+        self.exit_code = None
+        self.stopped_on_purpose = False
+        self.proc = subprocess.Popen([self.binary, "-c", self.conf_path], env=self.env(),
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     cwd=self.workdir, close_fds=True, start_new_session=True)
+        log.close()
+        pidfile = os.environ.get("TEST_PIDFILE")
+        if pidfile:  # lets t/integration.t kill leftovers if pytest itself dies
+            with open(pidfile, "a") as f:
+                f.write("%d\n" % self.proc.pid)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def health(self, timeout=2):
+        """(status, parsed JSON or raw bytes)."""
+        st, hdr, body = http_get(self.port, "/health", timeout=timeout)
+        try:
+            return st, json.loads(body)
+        except ValueError:
+            return st, body
+
+    def wait_ready(self, timeout=15):
+        """Wait until GET /health answers 200 with broker.state "consuming"."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise HarnessError("%s exited with status %s during start-up\n%s"
+                                   % (self.name, self.proc.returncode, self.log_tail(40)))
+            try:
+                st, body = self.health(timeout=1)
+                last = "%d %r" % (st, body)
+                if st == 200:
+                    state = None
+                    if isinstance(body, dict) and isinstance(body.get("broker"), dict):
+                        state = body["broker"].get("state")
+                    if state in (None, "consuming"):
+                        return self
+            except (OSError, http.client.HTTPException) as e:
+                last = repr(e)
+            time.sleep(0.1)
+        raise HarnessError("%s not ready after %.0fs (last /health: %s)\n%s"
+                           % (self.name, timeout, last, self.log_tail(40)))
+
+    def signal(self, sig):
+        if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGQUIT):
+            self.stopped_on_purpose = True
+        if self.running():
+            os.kill(self.proc.pid, sig)
+
+    def wait_exit(self, timeout):
+        """Exit status (negative: killed by that signal), or None on timeout."""
+        try:
+            self.exit_code = self.proc.wait(timeout=timeout)
+            return self.exit_code
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout=None):
+        """SIGTERM, then SIGKILL after a bound.  Returns (exit status, seconds
+        it took, whether SIGKILL was needed)."""
+        if self.proc is None:
+            return None, 0.0, False
+        self.stopped_on_purpose = True
+        if timeout is None:
+            timeout = parse_duration(self.config.get("drain_timeout", "10s")) + 5
+        t0 = time.monotonic()
+        if self.proc.poll() is not None:
+            self.exit_code = self.proc.returncode
+            return self.exit_code, 0.0, False
+        os.kill(self.proc.pid, signal.SIGTERM)
+        code = self.wait_exit(timeout)
+        killed = False
+        if code is None:
+            killed = True
+            os.kill(self.proc.pid, signal.SIGKILL)
+            code = self.wait_exit(10)
+        return code, time.monotonic() - t0, killed
+
+    def kill9(self):
+        self.stopped_on_purpose = True
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        return self.wait_exit(10)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError as e:
+            return "(no log: %s)" % e
+
+    def log_tail(self, n=60):
+        lines = self.log_text().splitlines()
+        return "\n".join(lines[-n:])
+
+    def ws_url(self, user, path="/ws"):
+        return "ws://127.0.0.1:%d%s?userId=%s" % (self.port, path, urllib.parse.quote(str(user), safe=""))
+
+
+def parse_duration(s):
+    s = str(s).strip()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", s)
+    if not m:
+        raise ValueError("bad duration %r" % s)
+    v = float(m.group(1))
+    return v * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
+# --------------------------------------------------------------------------
+# python-websockets client, run on one shared event loop thread
+
+
+class _Loop:
+    _inst = None
+    _lock = threading.Lock()
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="ws-loop", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls):
+        with cls._lock:
+            if cls._inst is None:
+                cls._inst = cls()
+            return cls._inst
+
+    def run(self, coro, timeout):
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise
+
+
+class ConnectionClosed(Exception):
+    def __init__(self, code, reason):
+        super().__init__("connection closed (code %s, reason %r)" % (code, reason))
+        self.code = code
+        self.reason = reason
+
+
+_CLOSED = object()
+
+
+class WSClient:
+    """A real WebSocket client (python-websockets).  Messages received are
+    queued by a reader task; recv() takes them with a timeout."""
+
+    def __init__(self, url, connect_timeout=5, **kw):
+        self.url = url
+        self.messages = queue.Queue()
+        self.closed = threading.Event()
+        self.close_code = None
+        self.close_reason = None
+        self.received = 0
+        self.arrivals = []  # (time.monotonic(), message) for every message
+        self._loop = _Loop.get()
+        opts = dict(ping_interval=None, max_size=None, max_queue=None, close_timeout=3,
+                    open_timeout=connect_timeout)
+        opts.update(kw)
+        async def connect():
+            return await websockets.connect(url, **opts)
+        self.ws = self._loop.run(connect(), connect_timeout + 2)
+        self._task = self._loop.run(self._start_reader(), 5)
+
+    async def _start_reader(self):
+        return asyncio.ensure_future(self._reader())
+
+    async def _reader(self):
+        try:
+            async for m in self.ws:
+                self.received += 1
+                self.arrivals.append((time.monotonic(), m))
+                self.messages.put(m)
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        except Exception as e:  # noqa: BLE001 - surfaced through recv()
+            self.messages.put(e)
+        finally:
+            self.close_code = self.ws.close_code
+            self.close_reason = self.ws.close_reason
+            self.closed.set()
+            self.messages.put(_CLOSED)
+
+    def recv(self, timeout=5):
+        """Next message (str for text frames, bytes for binary ones)."""
+        try:
+            m = self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("no message within %.1fs from %s" % (timeout, self.url)) from None
+        if m is _CLOSED:
+            self.messages.put(_CLOSED)  # sticky
+            raise ConnectionClosed(self.close_code, self.close_reason)
+        if isinstance(m, Exception):
+            raise m
+        return m
+
+    def recv_n(self, n, timeout=10):
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("got %d of %d messages within %.1fs" % (len(out), n, timeout))
+            out.append(self.recv(left))
+        return out
+
+    def expect_nothing(self, wait=0.5):
+        """Assert no message arrives within wait seconds; returns nothing."""
+        try:
+            m = self.messages.get(timeout=wait)
+        except queue.Empty:
+            return
+        if m is _CLOSED:
+            self.messages.put(_CLOSED)
+            return
+        raise AssertionError("unexpected message on %s: %r" % (self.url, _short(m)))
+
+    def pending(self):
+        """Messages received so far and not taken (non-blocking)."""
+        out = []
+        while True:
+            try:
+                m = self.messages.get_nowait()
+            except queue.Empty:
+                return out
+            if m is _CLOSED:
+                self.messages.put(_CLOSED)
+                return out
+            if not isinstance(m, Exception):
+                out.append(m)
+
+    @property
+    def open(self):
+        return not self.closed.is_set()
+
+    def ping(self, timeout=5):
+        async def p():
+            w = await self.ws.ping()
+            await asyncio.wait_for(w, timeout)
+        self._loop.run(p(), timeout + 1)
+
+    def wait_closed(self, timeout=5):
+        """Close code sent by the server (None if the TCP connection just ended)."""
+        if not self.closed.wait(timeout):
+            raise TimeoutError("connection %s still open after %.1fs" % (self.url, timeout))
+        return self.close_code
+
+    def close(self, code=1000, timeout=5):
+        if self.closed.is_set():
+            return
+        try:
+            self._loop.run(self.ws.close(code), timeout)
+        except Exception:  # noqa: BLE001
+            pass
+        self.closed.wait(timeout)
+
+
+def _short(m, n=120):
+    r = repr(m)
+    return r if len(r) <= n else r[:n] + "...(%d chars)" % len(m)
+
+
+# --------------------------------------------------------------------------
+# Raw WebSocket client: handshake by hand, crafted frames
+
+
+Frame = collections.namedtuple("Frame", "fin rsv opcode masked payload")
+
+
+class HTTPResponse:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # {lower-case name: [values]}
+        self.body = body
+
+    def header(self, name):
+        v = self.headers.get(name.lower())
+        return v[-1] if v else None
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<HTTP %d %s %r %r>" % (self.status, self.reason, self.headers, self.body[:200])
+
+
+class RawWS:
+    def __init__(self, port, host="127.0.0.1", rcvbuf=None, timeout=5):
+        self.port = port
+        self.host = host
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.buf = bytearray()
+        self.eof = False
+        self.reset = False
+        self.key = None
+
+    # handshake -------------------------------------------------------------
+    def handshake(self, path="/ws?userId=1", headers=None, method="GET", version="HTTP/1.1",
+                  key=None, timeout=5):
+        """Send an upgrade request.  headers overrides/extends the defaults; a
+        None value removes a default header.  Returns an HTTPResponse."""
+        self.key = key if key is not None else base64.b64encode(os.urandom(16)).decode()
+        h = collections.OrderedDict()
+        h["Host"] = "%s:%d" % (self.host, self.port)
+        h["Upgrade"] = "websocket"
+        h["Connection"] = "Upgrade"
+        h["Sec-WebSocket-Key"] = self.key
+        h["Sec-WebSocket-Version"] = "13"
+        for k, v in (headers or {}).items():
+            for existing in list(h):
+                if existing.lower() == k.lower():
+                    del h[existing]
+            if v is not None:
+                h[k] = v
+        req = "%s %s %s\r\n" % (method, path, version)
+        req += "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+        self.sock.sendall(req.encode("latin-1"))
+        return self.read_response(timeout)
+
+    def read_response(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            if len(self.buf) > 65536:
+                raise HarnessError("HTTP response head too large")
+            if not self._fill(deadline):
+                raise HarnessError("connection closed before a complete HTTP response: %r"
+                                   % bytes(self.buf))
+        i = self.buf.index(b"\r\n\r\n")
+        head = bytes(self.buf[:i]).decode("latin-1")
+        del self.buf[:i + 4]
+        lines = head.split("\r\n")
+        m = re.match(r"HTTP/1\.[01] (\d{3}) ?(.*)", lines[0])
+        if not m:
+            raise HarnessError("bad status line %r" % lines[0])
+        status = int(m.group(1))
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers.setdefault(k.strip().lower(), []).append(v.strip())
+        body = b""
+        if status != 101:
+            cl = headers.get("content-length")
+            te = ",".join(headers.get("transfer-encoding", [])).lower()
+            if cl:
+                n = int(cl[-1])
+                while len(self.buf) < n and self._fill(deadline):
+                    pass
+                body = bytes(self.buf[:n])
+                del self.buf[:n]
+            elif "chunked" in te:
+                body = self._read_chunked(deadline)
+            else:
+                while self._fill(deadline, eof_ok=True):
+                    pass
+                body = bytes(self.buf)
+                self.buf.clear()
+        return HTTPResponse(status, m.group(2), headers, body)
+
+    def _read_chunked(self, deadline):
+        body = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                if not self._fill(deadline):
+                    return body
+            i = self.buf.index(b"\r\n")
+            size = int(bytes(self.buf[:i]).split(b";")[0], 16)
+            del self.buf[:i + 2]
+            while len(self.buf) < size + 2:
+                if not self._fill(deadline):
+                    return body + bytes(self.buf)
+            body += bytes(self.buf[:size])
+            del self.buf[:size + 2]
+            if size == 0:
+                return body
+
+    def expected_accept(self):
+        return base64.b64encode(hashlib.sha1(self.key.encode() + WS_GUID).digest()).decode()
+
+    # bytes -------------------------------------------------------------------
+    def _fill(self, deadline, eof_ok=False):
+        """Read more into buf.  False at EOF (or reset).  TimeoutError at deadline."""
+        if self.eof:
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no data from server within the time limit")
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("no data from server within the time limit") from None
+        except ConnectionResetError:
+            self.eof = True
+            self.reset = True
+            return False
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    # frames --------------------------------------------------------------------
+    @staticmethod
+    def build_frame(opcode, payload=b"", fin=True, rsv=0, mask=True, mask_key=None, length=None):
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0xF)
+        n = len(payload) if length is None else length
+        mbit = 0x80 if mask else 0
+        if n < 126:
+            hdr = struct.pack("!BB", b0, mbit | n)
+        elif n < 65536:
+            hdr = struct.pack("!BBH", b0, mbit | 126, n)
+        else:
+            hdr = struct.pack("!BBQ", b0, mbit | 127, n)
+        if mask:
+            mk = mask_key if mask_key is not None else os.urandom(4)
+            payload = bytes(b ^ mk[i % 4] for i, b in enumerate(payload))
+            return hdr + mk + payload
+        return hdr + payload
+
+    def send_frame(self, opcode, payload=b"", **kw):
+        self.sock.sendall(self.build_frame(opcode, payload, **kw))
+
+    def send_text(self, text, **kw):
+        self.send_frame(OP_TEXT, text, **kw)
+
+    def send_close(self, code=None, reason=b"", raw=None):
+        payload = raw if raw is not None else (b"" if code is None else struct.pack("!H", code) + reason)
+        self.send_frame(OP_CLOSE, payload)
+
+    def recv_frame(self, timeout=5):
+        """Next frame from the server, or None at EOF."""
+        deadline = time.monotonic() + timeout
+
+        def need(n):
+            while len(self.buf) < n:
+                if not self._fill(deadline):
+                    return False
+            return True
+
+        if not need(2):
+            if self.buf:
+                raise HarnessError("EOF inside a frame header")
+            return None
+        b0, b1 = self.buf[0], self.buf[1]
+        n = b1 & 0x7F
+        off = 2
+        if n == 126:
+            if not need(4):
+                raise HarnessError("EOF inside a frame header")
+            n = struct.unpack("!H", self.buf[2:4])[0]
+            off = 4
+        elif n == 127:
+            if not need(10):
+                raise HarnessError("EOF inside a frame header")
+            n = struct.unpack("!Q", self.buf[2:10])[0]
+            off = 10
+        masked = bool(b1 & 0x80)
+        mk = None
+        if masked:
+            if not need(off + 4):
+                raise HarnessError("EOF inside a frame header")
+            mk = bytes(self.buf[off:off + 4])
+            off += 4
+        if not need(off + n):
+            raise HarnessError("EOF inside a frame payload (%d of %d bytes)" % (len(self.buf) - off, n))
+        payload = bytes(self.buf[off:off + n])
+        del self.buf[:off + n]
+        if masked:
+            payload = bytes(b ^ mk[i % 4] for i, b in enumerate(payload))
+        return Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, masked, payload)
+
+    def expect_close(self, timeout=5):
+        """Read frames until a close frame.  Returns (code, reason bytes, data
+        frames seen before it); code is None for an empty close payload.
+        Raises ConnectionClosed (code None) if the TCP connection ends without
+        a close frame, TimeoutError if nothing happens."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            f = self.recv_frame(max(0.01, deadline - time.monotonic()))
+            if f is None:
+                raise ConnectionClosed(None, "TCP closed without a close frame (reset=%s)" % self.reset)
+            if f.masked:
+                raise AssertionError("server sent a masked frame: %r" % (f,))
+            if f.opcode == OP_CLOSE:
+                if len(f.payload) >= 2:
+                    return struct.unpack("!H", f.payload[:2])[0], f.payload[2:], seen
+                return None, b"", seen
+            seen.append(f)
+
+    def wait_eof(self, timeout=5):
+        """True once the server has closed the TCP connection (data still
+        arriving is discarded); False on timeout."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self._fill(deadline):
+                self.buf.clear()
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def raw_ws_connect(port, user, rcvbuf=None, timeout=5):
+    """A raw client past a successful handshake (asserts 101)."""
+    c = RawWS(port, rcvbuf=rcvbuf, timeout=timeout)
+    r = c.handshake("/ws?userId=%s" % urllib.parse.quote(str(user), safe=""))
+    if r.status != 101:
+        c.close()
+        raise AssertionError("handshake for user %s answered %r" % (user, r))
+    return c
+
+
+def random_text(n, rng=random):
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
+
+
+def recv_exact(client, body, timeout=5):
+    """The next message on client is a text frame carrying exactly body (bytes)."""
+    m = client.recv(timeout)
+    assert isinstance(m, str), "expected a text frame, got %s %r" % (type(m).__name__, _short(m))
+    got = m.encode("utf-8")
+    assert got == body, "body differs (%d vs %d bytes):\n got %r\nwant %r" % (
+        len(got), len(body), got[:300], body[:300])
