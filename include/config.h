@@ -33,6 +33,7 @@ struct config {
 	/* HTTP / WebSocket listener */
 	char *listen_address;		/* listen_address, "127.0.0.1" */
 	uint16_t listen_port;		/* listen_port, 8081 */
+	bool listen_reuseport;		/* listen_reuseport, off: SO_REUSEPORT, several processes on one port */
 	uint32_t max_connections;	/* max_connections, 10000 */
 	uint32_t handshake_timeout_ms;	/* handshake_timeout, 10s */
 	struct config_list allowed_origins; /* allowed_origins, empty: browsers refused; "*": any */

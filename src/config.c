@@ -64,6 +64,7 @@ static const char *const format_names[] = { "kv", "json", NULL };
 static const struct key keys[] = {
 	{ "listen_address", K_STRING, FIELD(listen_address, char *), 1, 0, NULL, "127.0.0.1", false },
 	{ "listen_port", K_PORT, FIELD(listen_port, uint16_t), 1, 65535, NULL, "8081", false },
+	{ "listen_reuseport", K_BOOL, FIELD(listen_reuseport, bool), 0, 0, NULL, "off", false },
 	{ "max_connections", K_UINT, FIELD(max_connections, uint32_t), 1, 10000000, NULL, "10000", false },
 	{ "handshake_timeout", K_MS, FIELD(handshake_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "10s", false },
 	{ "allowed_origins", K_LIST, FIELD(allowed_origins, struct config_list), 0, 0, NULL, "", false },
@@ -362,6 +363,100 @@ static bool has_control(const char *s)
 	return false;
 }
 
+/* ---- the printed form ------------------------------------------------- */
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+struct piece {
+	const char *s;
+	size_t len;
+};
+
+static struct piece piece(const char *s)
+{
+	struct piece p = { s ? s : "", s ? strlen(s) : 0 };
+
+	return p;
+}
+
+/* The URL in up to three pieces with the password replaced.  The password
+ * runs from the first ':' after "://" to the last '@': taking the last '@'
+ * errs toward hiding too much when a password holds a raw '@' or '/'. */
+static size_t url_pieces(const char *url, struct piece *pc)
+{
+	const char *auth = url ? strstr(url, "://") : NULL;
+	const char *at = url ? strrchr(url, '@') : NULL;
+
+	if (auth && at && at > auth + 3) {
+		const char *colon;
+
+		auth += 3;
+		colon = memchr(auth, ':', (size_t)(at - auth));
+		if (colon) {
+			pc[0].s = url;
+			pc[0].len = (size_t)(colon + 1 - url);
+			pc[1] = piece("***");
+			pc[2] = piece(at);
+			return 3;
+		}
+	}
+	pc[0] = piece(url);
+	return 1;
+}
+
+/* The items of a list as config_print() writes them; pc has room for
+ * 2 * CONFIG_LIST_MAX pieces. */
+static size_t list_pieces(const struct config_list *l, struct piece *pc)
+{
+	size_t j, n = 0;
+
+	for (j = 0; j < l->n && j < CONFIG_LIST_MAX; j++) {
+		if (j)
+			pc[n++] = piece(", ");
+		pc[n++] = piece(l->item[j]);
+	}
+	return n;
+}
+
+/* Whether the concatenated pieces must be written in quotes, because the
+ * file syntax would otherwise change the value: empty, blank at either end,
+ * or starting with a quote. */
+static bool needs_quotes(const struct piece *pc, size_t n)
+{
+	size_t i, total = 0;
+	char first = '\0', last = '\0';
+
+	for (i = 0; i < n; i++) {
+		if (pc[i].len == 0)
+			continue;
+		if (total == 0)
+			first = pc[i].s[0];
+		last = pc[i].s[pc[i].len - 1];
+		total += pc[i].len;
+	}
+	return total == 0 || first == '"' || is_blank(first) || is_blank(last);
+}
+
+/* Whether "key = value", as config_print() writes it, fits in a line that
+ * config_load_file() reads back.  A secret is printed as "***". */
+static bool fits_line(const struct key *k, const struct piece *pc, size_t n)
+{
+	size_t i, j, len = strlen(k->name) + 3;
+	bool quote = needs_quotes(pc, n);
+
+	if (k->secret)
+		return true;
+	if (quote)
+		len += 2;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < pc[i].len; j++)
+			len += quote && (pc[i].s[j] == '"' || pc[i].s[j] == '\\') ? 2 : 1;
+	return len <= LINE_BYTES_MAX;
+}
+
 /* ---- setting one key -------------------------------------------------- */
 
 static void *field(struct config *c, const struct key *k)
@@ -385,14 +480,10 @@ static void list_clear(struct config_list *l)
 	l->n = 0;
 }
 
-static bool is_blank(char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
-
 static int set_list(struct config_list *dst, const struct key *k, const char *value, struct errctx *e)
 {
 	struct config_list l = { 0 };
+	struct piece pc[2 * CONFIG_LIST_MAX];
 	const char *p = value;
 
 	for (;;) {
@@ -427,6 +518,10 @@ static int set_list(struct config_list *dst, const struct key *k, const char *va
 			break;
 		p = next;
 	}
+	if (!fits_line(k, pc, list_pieces(&l, pc))) {
+		list_clear(&l);
+		return bad(e, k, NULL, "too long for a line of %d bytes as printed", LINE_BYTES_MAX);
+	}
 	list_clear(dst);
 	*dst = l;
 	return 0;
@@ -434,7 +529,8 @@ static int set_list(struct config_list *dst, const struct key *k, const char *va
 
 static int set_string(char **dst, const struct key *k, const char *value, struct errctx *e)
 {
-	size_t n = strlen(value);
+	size_t n = strlen(value), np = 1;
+	struct piece pc[3];
 	char *copy;
 
 	if (k->type == K_URL && strncmp(value, "amqp://", 7) != 0 && strncmp(value, "amqps://", 8) != 0)
@@ -443,6 +539,11 @@ static int set_string(char **dst, const struct key *k, const char *value, struct
 		return bad(e, k, value, "must not be empty");
 	if (k->max && n > k->max)
 		return bad(e, k, value, "longer than %" PRIu64 " bytes", k->max);
+	pc[0] = piece(value);
+	if (k->type == K_URL)
+		np = url_pieces(value, pc);
+	if (!fits_line(k, pc, np))
+		return bad(e, k, NULL, "too long for a line of %d bytes as printed", LINE_BYTES_MAX);
 	copy = strdup(value);
 	if (!copy)
 		return fail(e, k->name, "out of memory");
@@ -824,29 +925,13 @@ int config_finish(struct config *c, char *err, size_t errlen)
 
 /* ---- printing --------------------------------------------------------- */
 
-struct piece {
-	const char *s;
-	size_t len;
-};
-
-/* Writes the concatenated pieces as one value, in quotes when the file
- * syntax would otherwise change it: empty, blank at either end, or starting
- * with a quote. */
+/* Writes the concatenated pieces as one value, quoted as needs_quotes()
+ * says. */
 static void put_value(FILE *out, const struct piece *pc, size_t n)
 {
-	size_t i, j, total = 0;
-	char first = '\0', last = '\0';
-	bool quote;
+	size_t i, j;
+	bool quote = needs_quotes(pc, n);
 
-	for (i = 0; i < n; i++) {
-		if (pc[i].len == 0)
-			continue;
-		if (total == 0)
-			first = pc[i].s[0];
-		last = pc[i].s[pc[i].len - 1];
-		total += pc[i].len;
-	}
-	quote = total == 0 || first == '"' || is_blank(first) || is_blank(last);
 	if (quote)
 		fputc('"', out);
 	for (i = 0; i < n; i++) {
@@ -860,38 +945,6 @@ static void put_value(FILE *out, const struct piece *pc, size_t n)
 	}
 	if (quote)
 		fputc('"', out);
-}
-
-static struct piece piece(const char *s)
-{
-	struct piece p = { s ? s : "", s ? strlen(s) : 0 };
-
-	return p;
-}
-
-/* The URL in up to three pieces with the password replaced.  The password
- * runs from the first ':' after "://" to the last '@': taking the last '@'
- * errs toward hiding too much when a password holds a raw '@' or '/'. */
-static size_t url_pieces(const char *url, struct piece *pc)
-{
-	const char *auth = url ? strstr(url, "://") : NULL;
-	const char *at = url ? strrchr(url, '@') : NULL;
-
-	if (auth && at && at > auth + 3) {
-		const char *colon;
-
-		auth += 3;
-		colon = memchr(auth, ':', (size_t)(at - auth));
-		if (colon) {
-			pc[0].s = url;
-			pc[0].len = (size_t)(colon + 1 - url);
-			pc[1] = piece("***");
-			pc[2] = piece(at);
-			return 3;
-		}
-	}
-	pc[0] = piece(url);
-	return 1;
 }
 
 static const char *enum_name(const struct key *k, int v)
@@ -908,7 +961,7 @@ void config_print(const struct config *c, FILE *out)
 {
 	struct piece pc[2 * CONFIG_LIST_MAX];
 	char buf[32];
-	size_t i, j;
+	size_t i;
 
 	for (i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
@@ -926,12 +979,7 @@ void config_print(const struct config *c, FILE *out)
 		case K_LIST: {
 			const struct config_list *l = p;
 
-			n = 0;
-			for (j = 0; j < l->n && j < CONFIG_LIST_MAX; j++) {
-				if (j)
-					pc[n++] = piece(", ");
-				pc[n++] = piece(l->item[j]);
-			}
+			n = list_pieces(l, pc);
 			break;
 		}
 		case K_ENUM:

@@ -548,7 +548,8 @@ static int listener_open(struct http_server *hs, struct listener *l, uint16_t po
 	}
 	/* Our own listener for a deep backlog: reconnect storms come in waves. */
 	lis = evconnlistener_new_bind(hs->gw->base, NULL, NULL,
-	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4096,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+	    (cfg->listen_reuseport ? LEV_OPT_REUSEABLE_PORT : 0), 4096,
 	    ai->ai_addr, (int)ai->ai_addrlen);
 	freeaddrinfo(ai);
 	if (lis == NULL) {

@@ -829,7 +829,7 @@ static void test_print(void)
 	if (text)
 		for (i = 0; text[i]; i++)
 			lines += text[i] == '\n';
-	ok(lines == 50, "one line per key (%d)", lines);
+	ok(lines == 51, "one line per key (%d)", lines);
 	ok(text && strstr(text, "amqp_url = amqp://guest:***@127.0.0.1:5672/\n"), "default password masked");
 	ok(text && strstr(text, "amqp_queue = \"\"\n") && strstr(text, "allowed_origins = \"\"\n"),
 	   "empty values printed as \"\"");
@@ -868,6 +868,67 @@ static void test_print(void)
 	free(text);
 	config_free(&a);
 	config_free(&b);
+}
+
+/* Found by fuzz/fuzz_config.c: a value accepted from a file line of 4096
+ * bytes (or from the environment) was printed as a longer line, so
+ * config_print's output did not load back.  Values that cannot be printed
+ * within a line are now refused when set. */
+static void test_print_line_limit(void)
+{
+	struct config c, b;
+	char err[ERRLEN], *text, *v = malloc(5000);
+	size_t i;
+
+	if (!v)
+		return;
+	memset(v, 'a', 4999);
+	v[4999] = '\0';
+	{
+		char *line = malloc(4200);
+
+		if (line) {
+			/* "jwt_key_file=" and 4083 bytes: 4096, printed as 4098 */
+			snprintf(line, 4200, "jwt_key_file=%.4083s\n", v);
+			expect_file_error(line, "%s:1: jwt_key_file: too long for a line of 4096 bytes as printed",
+					  "a value that prints longer than a line is refused");
+			free(line);
+		}
+	}
+	config_defaults(&c);
+	v[4096 - strlen("jwt_key_file = ")] = '\0';
+	ok(config_set(&c, "jwt_key_file", v, err, sizeof err) == 0, "a value printing as exactly 4096 bytes: %s", err);
+	text = print_to_string(&c);
+	ok(text && reload(text, &b, err) == 0 && b.jwt_key_file && strcmp(b.jwt_key_file, v) == 0,
+	   "and it loads back: %s", err);
+	free(text);
+	config_free(&b);
+	v[strlen(v)] = 'a';
+
+	/* quotes are escaped when the value is quoted */
+	v[0] = ' ';
+	for (i = 1; i < 2100; i++)
+		v[i] = '"';
+	v[2100] = '\0';
+	ok(config_set(&c, "log_file", v, err, sizeof err) == -1 && strstr(err, "too long for a line"),
+	   "escapes count: %s", err);
+	/* a list is printed with ", " between items */
+	for (i = 0; i < 32 * 127; i++)
+		v[i] = i % 127 == 126 ? ',' : 'o';
+	v[32 * 127 - 1] = '\0';
+	ok(config_set(&c, "allowed_origins", v, err, sizeof err) == -1 && strstr(err, "too long for a line"),
+	   "list separators count: %s", err);
+	/* the URL is measured with its password masked: "p" prints as "***" */
+	memcpy(v, "amqp://u:p@", 11);
+	memset(v + 11, 'h', 4096 - strlen("amqp_url = amqp://u:***@"));
+	v[11 + 4096 - strlen("amqp_url = amqp://u:***@")] = '\0';
+	ok(config_set(&c, "amqp_url", v, err, sizeof err) == 0, "URL printing as 4096 bytes: %s", err);
+	strcat(v, "h");
+	ok(config_set(&c, "amqp_url", v, err, sizeof err) == -1 && strstr(err, "too long for a line"),
+	   "URL printing as 4097 bytes: %s", err);
+	ok(strstr(err, "hhhh") == NULL, "not echoed");
+	config_free(&c);
+	free(v);
 }
 
 static void expect_mask(const char *url, const char *want)
@@ -931,6 +992,7 @@ int main(void)
 	test_env();
 	test_finish();
 	test_print();
+	test_print_line_limit();
 	test_secrets_never_shown();
 	test_mask();
 	return done_testing();
