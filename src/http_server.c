@@ -2,6 +2,7 @@
 
 #include "http_server.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,14 +187,42 @@ static const char *hdr(struct evhttp_request *req, const char *name)
 	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
 }
 
-/* A page served by notifyd itself (the demo) is always welcome: its Origin
- * is scheme://Host of this very request, which another site cannot forge. */
+/* Is the Host header an IP address or localhost (with an optional port)?
+ * A name could be re-pointed by its owner's DNS at us (DNS rebinding): a
+ * page of theirs would then be "same origin". */
+static int host_is_local_literal(const char *host)
+{
+	char buf[80];
+	const char *end;
+	size_t n;
+	unsigned char a[16];
+
+	if (host[0] == '[') {
+		end = strchr(host, ']');
+		if (end == NULL || (size_t)(end - host - 1) >= sizeof(buf))
+			return 0;
+		memcpy(buf, host + 1, (size_t)(end - host - 1));
+		buf[end - host - 1] = '\0';
+		return inet_pton(AF_INET6, buf, a) == 1;
+	}
+	end = strchr(host, ':');
+	n = end != NULL ? (size_t)(end - host) : strlen(host);
+	if (n == 0 || n >= sizeof(buf))
+		return 0;
+	memcpy(buf, host, n);
+	buf[n] = '\0';
+	return strcasecmp(buf, "localhost") == 0 || inet_pton(AF_INET, buf, a) == 1;
+}
+
+/* A page served by notifyd itself (the demo) is welcome: its Origin is
+ * scheme://Host of this very request.  Only for an address or localhost;
+ * under a DNS name, list the origin in allowed_origins. */
 static int same_origin(struct evhttp_request *req)
 {
 	const char *origin = hdr(req, "Origin"), *host = hdr(req, "Host");
 	const char *rest;
 
-	if (origin == NULL || host == NULL)
+	if (origin == NULL || host == NULL || !host_is_local_literal(host))
 		return 0;
 	if (strncasecmp(origin, "http://", 7) == 0)
 		rest = origin + 7;
@@ -283,8 +312,12 @@ static const char *ws_authenticate(struct http_server *hs, struct evhttp_request
 		goto out;
 	}
 	*expires_ms = 0;
-	if (id->exp != 0 && cfg->jwt_close_on_expiry)
-		*expires_ms = notifyd_now_ms() + (id->exp > now ? (uint64_t)(id->exp - now) * 1000u : 0);
+	if (id->exp != 0 && cfg->jwt_close_on_expiry) {
+		/* The leeway that let the token in also keeps it alive. */
+		time_t end = id->exp + (time_t)cfg->jwt_leeway_s;
+
+		*expires_ms = notifyd_now_ms() + (end > now ? (uint64_t)(end - now) * 1000u : 0);
+	}
 	why = NULL;
 out:
 	if (token != NULL)

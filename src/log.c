@@ -89,6 +89,38 @@ const char *log_quote(char *buf, size_t buflen, const char *s, size_t n)
 	return buf;
 }
 
+/* Is v[0..n) a JSON number (RFC 8259 6)?  "127.0.0.1" or "0.1.0" are
+ * not, and must be quoted. */
+static int json_number(const char *v, size_t n)
+{
+	size_t i = 0;
+
+	if (i < n && v[i] == '-')
+		i++;
+	if (i >= n || v[i] < '0' || v[i] > '9')
+		return 0;
+	if (v[i] == '0')
+		i++;
+	else
+		while (i < n && v[i] >= '0' && v[i] <= '9')
+			i++;
+	if (i < n && v[i] == '.') {
+		if (++i >= n || v[i] < '0' || v[i] > '9')
+			return 0;
+		while (i < n && v[i] >= '0' && v[i] <= '9')
+			i++;
+	}
+	if (i < n && (v[i] == 'e' || v[i] == 'E')) {
+		if (++i < n && (v[i] == '+' || v[i] == '-'))
+			i++;
+		if (i >= n || v[i] < '0' || v[i] > '9')
+			return 0;
+		while (i < n && v[i] >= '0' && v[i] <= '9')
+			i++;
+	}
+	return i == n;
+}
+
 /* Turn "k=v k2="quoted v" k3=v3" into JSON members.  Bare values that look
  * like numbers stay numbers; quoted values are already JSON-escaped by
  * log_quote() (its \uXXXX and \" \\ escapes are valid JSON). */
@@ -142,10 +174,7 @@ static size_t kv_to_json(char *out, size_t outlen, const char *kv)
 		PUT('"');
 		PUT(':');
 		quoted = vl > 0 && v[0] == '"';
-		numeric = vl > 0 && !quoted;
-		for (size_t i = 0; i < vl && numeric; i++)
-			if (!((v[i] >= '0' && v[i] <= '9') || (i == 0 && v[i] == '-') || v[i] == '.'))
-				numeric = 0;
+		numeric = !quoted && json_number(v, vl);
 		if (quoted || numeric) {
 			for (size_t i = 0; i < vl; i++)
 				PUT(v[i]);

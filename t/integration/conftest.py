@@ -389,3 +389,76 @@ class TapReporter:
         if report.failed:
             self.line(False, "collect " + (report.nodeid or "tests"))
             self.comment(report.longreprtext)
+
+
+# --------------------------------------------------------------------------
+# fixtures added for test_push, test_metrics, test_lifecycle, test_auth_jwt,
+# test_origin_limits, test_tls and test_demo_page
+
+
+@pytest.fixture
+def start_notifyd_x(request, session, vhost, workdir, queue_name, start_notifyd):
+    """Factory like start_notifyd, for a harness.NotifydX: extra_env={...}
+    adds environment variables, ssl_context= makes the readiness wait ask
+    /health over TLS, binary= runs another executable (a wrapper script).  Stopped (and checked) by start_notifyd's teardown."""
+    started = request.node._notifyd_instances
+
+    def factory(name=None, wait=True, ready_timeout=15, queue_name=queue_name, amqp_url=None,
+                extra_env=None, ssl_context=None, binary=None, **config):
+        name = name or ("notifyd" if not started else "notifyd%d" % (len(started) + 1))
+        d = harness.NotifydX(binary or session.binary, workdir, amqp_url or vhost.url, queue_name,
+                             name=name, extra_env=extra_env, ssl_context=ssl_context, **config)
+        started.append(d)
+        d.start(wait=wait, timeout=ready_timeout)
+        return d
+
+    return factory
+
+
+@pytest.fixture
+def url_client():
+    """Factory: url_client(url, **websockets.connect options) -> harness.WSClient."""
+    clients = []
+
+    def factory(url, **kw):
+        c = harness.WSClient(url, **kw)
+        clients.append(c)
+        return c
+
+    yield factory
+    for c in clients:
+        c.close(timeout=2)
+
+
+@pytest.fixture(scope="session")
+def _spare_broker(session):
+    """A second RabbitMQ node for the whole run, started on first use, with
+    both a plain AMQP port and a TLS listener (attributes tls_port, ca:
+    the harness.CA that signed its certificate for localhost/127.0.0.1).
+    Stopped at the end of the run.  Use it through the spare_broker fixture."""
+    d = tempfile.mkdtemp(prefix="spare-broker-pki.", dir=session.workdir)
+    ca = harness.CA(d, "notifyd spare broker CA")
+    cert, key, _ = ca.issue("broker", cn="localhost")
+    tls_port = harness.free_port()
+    b = harness.OwnBroker(rabbitmq_conf=harness.rabbit_tls_conf(tls_port, ca.cert, cert, key))
+    b.tls_port = tls_port
+    b.ca = ca
+    try:
+        yield b
+    finally:
+        try:
+            b.close()
+        except Exception as e:  # noqa: BLE001
+            sys.stderr.write("warning: cannot stop the spare broker in %s: %s\n" % (b.dir, e))
+
+
+@pytest.fixture
+def spare_broker(_spare_broker):
+    """The run's second RabbitMQ node (see _spare_broker), running.  A test
+    may stop it and start it again (same ports: b.stop(), b.start()); the
+    next test that asks for it gets it running again.  Tests share it: use
+    queues of your own (the queue_name fixture) on its vhost "/"."""
+    b = _spare_broker
+    if not b.running:
+        b.start()
+    return b

@@ -1050,3 +1050,742 @@ def recv_exact(client, body, timeout=5):
     got = m.encode("utf-8")
     assert got == body, "body differs (%d vs %d bytes):\n got %r\nwant %r" % (
         len(got), len(body), got[:300], body[:300])
+
+
+# ==========================================================================
+# Helpers for test_push, test_metrics, test_lifecycle, test_auth_jwt,
+# test_origin_limits, test_tls and test_demo_page.
+
+import ssl  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BROKER_SH = os.path.join(os.path.dirname(HERE), "lib", "broker.sh")
+
+
+# ---- HTTP over TLS, POST /push ---------------------------------------------
+
+
+def https_request(port, method, path, context, headers=None, body=None, timeout=5,
+                  host="127.0.0.1"):
+    """Like http_request, over TLS with the given ssl.SSLContext."""
+    c = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+class PushAnswer:
+    def __init__(self, status, headers, body, took):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.took = took
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<push %d %r %r (%.2fs)>" % (self.status, self.headers, self.body[:300], self.took)
+
+
+def push(port, body, key="k1", auth=None, method="POST", headers=None, timeout=15):
+    """POST /push.  body: bytes/str, or dict/list (JSON-encoded).  key: the
+    push key sent as "Authorization: Bearer KEY" (None: no header); auth
+    replaces the whole header value."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body, separators=(",", ":"))
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    h = {"Content-Type": "application/json"}
+    if auth is not None:
+        h["Authorization"] = auth
+    elif key is not None:
+        h["Authorization"] = "Bearer " + key
+    h.update(headers or {})
+    t0 = time.monotonic()
+    st, hdr, data = http_request(port, method, "/push", headers=h, body=body, timeout=timeout)
+    return PushAnswer(st, hdr, data, time.monotonic() - t0)
+
+
+# ---- Prometheus text format ---------------------------------------------------
+
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+-?\d+)?$')
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+def _parse_labels(s):
+    out = {}
+    pos = 0
+    while pos < len(s):
+        m = _LABEL.match(s, pos)
+        if not m:
+            raise ValueError("bad label set %r" % s)
+        val = m.group(2).replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+        if m.group(1) in out:
+            raise ValueError("label %s twice in %r" % (m.group(1), s))
+        out[m.group(1)] = val
+        pos = m.end()
+    return out
+
+
+def _sample_value(v):
+    if v in ("+Inf", "Inf"):
+        return float("inf")
+    if v == "-Inf":
+        return float("-inf")
+    if v == "NaN":
+        return float("nan")
+    return float(v)
+
+
+class Metrics:
+    """A parsed /metrics answer.  Parsing checks the text exposition format:
+    every sample's family has # HELP and # TYPE before its first sample,
+    names are valid, a family's samples are contiguous, histogram buckets
+    are cumulative, end with le="+Inf" and that bucket equals _count.
+    problems lists what is wrong (empty: valid)."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}   # (name, frozenset(labels.items())) -> value
+        self.types = {}     # family -> type
+        self.helps = {}
+        self.problems = []
+        self._parse()
+
+    def _family(self, name):
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and self.types.get(name[:-len(suffix)]) in ("histogram", "summary"):
+                return name[:-len(suffix)]
+        return name
+
+    def _parse(self):
+        p = self.problems
+        seen_families = []   # in order of first sample
+        closed = set()
+        current = None
+        buckets = {}         # (family, labels without le) -> [(le, value)]
+        counts = {}
+        for n, line in enumerate(self.text.split("\n"), 1):
+            if line == "":
+                continue
+            if line.startswith("#"):
+                parts = line.split(None, 3)
+                if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
+                    name = parts[2]
+                    if not _METRIC_NAME.match(name):
+                        p.append("line %d: bad metric name %r" % (n, name))
+                    if name in seen_families:
+                        p.append("line %d: # %s %s after its samples" % (n, parts[1], name))
+                    table = self.helps if parts[1] == "HELP" else self.types
+                    if name in table:
+                        p.append("line %d: second # %s for %s" % (n, parts[1], name))
+                    if parts[1] == "TYPE":
+                        t = parts[3].strip() if len(parts) > 3 else ""
+                        if t not in ("counter", "gauge", "histogram", "summary", "untyped"):
+                            p.append("line %d: bad type %r" % (n, t))
+                        self.types[name] = t
+                    else:
+                        self.helps[name] = parts[3] if len(parts) > 3 else ""
+                continue
+            m = _SAMPLE.match(line)
+            if not m:
+                p.append("line %d: not a sample: %r" % (n, line))
+                continue
+            name = m.group(1)
+            try:
+                labels = _parse_labels(m.group(3) or "")
+                value = _sample_value(m.group(4))
+            except ValueError as e:
+                p.append("line %d: %s" % (n, e))
+                continue
+            for k in labels:
+                if not _LABEL_NAME.match(k) or k.startswith("__"):
+                    p.append("line %d: bad label name %r" % (n, k))
+            fam = self._family(name)
+            if fam not in self.types:
+                p.append("line %d: sample of %s without # TYPE before it" % (n, fam))
+            if fam not in self.helps:
+                p.append("line %d: sample of %s without # HELP before it" % (n, fam))
+            if fam != current:
+                if fam in closed:
+                    p.append("line %d: samples of %s are not contiguous" % (n, fam))
+                if current is not None:
+                    closed.add(current)
+                current = fam
+                if fam not in seen_families:
+                    seen_families.append(fam)
+            key = (name, frozenset(labels.items()))
+            if key in self.samples:
+                p.append("line %d: duplicate sample %s%r" % (n, name, labels))
+            self.samples[key] = value
+            t = self.types.get(fam)
+            if t == "counter" and not (value >= 0):
+                p.append("line %d: negative counter %s" % (n, name))
+            if t == "histogram":
+                rest = frozenset((k, v) for k, v in labels.items() if k != "le")
+                if name == fam + "_bucket":
+                    if "le" not in labels:
+                        p.append("line %d: bucket without le" % n)
+                    else:
+                        buckets.setdefault((fam, rest), []).append((_sample_value(labels["le"]), value))
+                elif name == fam + "_count":
+                    counts[(fam, rest)] = value
+                elif name != fam + "_sum":
+                    p.append("line %d: %s in histogram %s" % (n, name, fam))
+        for (fam, rest), bl in buckets.items():
+            les = [le for le, _ in bl]
+            if les != sorted(les):
+                p.append("%s: buckets not in increasing le order" % fam)
+            vals = [v for _, v in bl]
+            if any(b < a for a, b in zip(vals, vals[1:])):
+                p.append("%s: buckets not cumulative: %r" % (fam, bl))
+            if not les or les[-1] != float("inf"):
+                p.append("%s: last bucket is not le=\"+Inf\"" % fam)
+            elif (fam, rest) not in counts:
+                p.append("%s: no _count" % fam)
+            elif counts[(fam, rest)] != vals[-1]:
+                p.append("%s: +Inf bucket %s != _count %s" % (fam, vals[-1], counts[(fam, rest)]))
+        for fam, t in self.types.items():
+            if t == "histogram" and not any(f == fam for f, _ in buckets):
+                p.append("%s: histogram without buckets" % fam)
+
+    def get(self, name, default=None, **labels):
+        return self.samples.get((name, frozenset((k, str(v)) for k, v in labels.items())), default)
+
+    def value(self, name, **labels):
+        v = self.get(name, None, **labels)
+        if v is None:
+            raise KeyError("no sample %s%r in /metrics" % (name, labels))
+        return v
+
+    def names(self):
+        return sorted({n for n, _ in self.samples})
+
+
+def get_metrics(port, timeout=5, check=True):
+    """Fetch and parse /metrics; with check, a format problem fails."""
+    st, hdr, body = http_get(port, "/metrics", timeout=timeout)
+    if st != 200:
+        raise AssertionError("/metrics answered %d: %r" % (st, body[:300]))
+    m = Metrics(body.decode("utf-8"))
+    if check and m.problems:
+        raise AssertionError("/metrics is not valid Prometheus text:\n  " + "\n  ".join(m.problems[:30]))
+    return m
+
+
+def wait_metric(port, name, pred, timeout=10, what=None, **labels):
+    """Poll /metrics until pred(value of name{labels}) is true; returns the value."""
+    last = [None]
+
+    def ok():
+        v = get_metrics(port).value(name, **labels)
+        last[0] = v
+        return pred(v)
+    try:
+        wait_until(ok, timeout, 0.1, what or "%s%r" % (name, labels))
+    except TimeoutError as e:
+        raise AssertionError("%s (last value %r)" % (e, last[0])) from None
+    return last[0]
+
+
+# ---- a notifyd with extra environment, or TLS on its listener -----------------
+
+
+class NotifydX(Notifyd):
+    """A Notifyd whose environment gets extra variables (NOTIFY_SOCKET,
+    WATCHDOG_USEC...), and whose /health is asked over TLS when ssl_context
+    is set (tls_cert_file on listen_port, tls_port = 0)."""
+
+    def __init__(self, *a, extra_env=None, ssl_context=None, **kw):
+        super().__init__(*a, **kw)
+        self.extra_env = dict(extra_env or {})
+        self.ssl_context = ssl_context
+
+    def env(self):
+        env = super().env()
+        env.update(self.extra_env)
+        return env
+
+    def health(self, timeout=2):
+        if self.ssl_context is None:
+            return super().health(timeout)
+        st, hdr, body = https_request(self.port, "GET", "/health", self.ssl_context, timeout=timeout)
+        try:
+            return st, json.loads(body)
+        except ValueError:
+            return st, body
+
+    def rewrite_config(self, **changes):
+        """Change keys (None removes one) and rewrite the config file."""
+        for k, v in changes.items():
+            if v is None:
+                self.config.pop(k, None)
+            else:
+                self.config[k] = v
+        self.write_config()
+
+
+# ---- sd_notify socket --------------------------------------------------------
+
+
+class NotifySocket:
+    """A fake systemd notification socket (AF_UNIX datagrams) in a temp dir."""
+
+    def __init__(self, directory=None):
+        self.dir = tempfile.mkdtemp(prefix="sdn.", dir=directory)
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.received = []  # (time.monotonic(), text)
+
+    def recv(self, timeout):
+        """Next datagram as text, or None after timeout."""
+        self.sock.settimeout(max(0.001, timeout))
+        try:
+            data = self.sock.recv(4096)
+        except socket.timeout:
+            return None
+        m = data.decode("utf-8", "replace")
+        self.received.append((time.monotonic(), m))
+        return m
+
+    def wait_for(self, text, timeout):
+        """Read datagrams until one has a line equal to text; returns the
+        time it came, or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            m = self.recv(left)
+            if m is not None and text in m.split("\n"):
+                return self.received[-1][0]
+
+    def collect(self, duration):
+        end = time.monotonic() + duration
+        out = []
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return out
+            m = self.recv(left)
+            if m is not None:
+                out.append((self.received[-1][0], m))
+
+    def close(self):
+        try:
+            self.sock.close()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- certificates (openssl CLI) ---------------------------------------------
+
+
+def openssl(*args, cwd=None, input=None, timeout=60):
+    p = subprocess.run(["openssl"] + list(args), cwd=cwd, input=input, capture_output=True,
+                       timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise HarnessError("openssl %s failed: %s" % (" ".join(args),
+                                                      p.stderr.decode("utf-8", "replace")))
+    return p.stdout
+
+
+class CA:
+    """A throw-away certificate authority (EC P-256) in directory d."""
+
+    def __init__(self, d, name="notifyd test CA"):
+        os.makedirs(d, exist_ok=True)
+        self.dir = d
+        self.name = name
+        slug = sanitize(name)
+        self.key = os.path.join(d, slug + ".key")
+        self.cert = os.path.join(d, slug + ".pem")
+        self._serial = 1000 + random.randrange(100000)
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", self.key, "-out", self.cert, "-days", "2", "-subj", "/CN=" + name,
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def issue(self, name, cn=None, serial=None, san="IP:127.0.0.1,DNS:localhost", rsa=False):
+        """A server certificate: returns (cert path, key path, serial)."""
+        self._serial += 1
+        serial = serial or self._serial
+        key = os.path.join(self.dir, name + ".key")
+        csr = os.path.join(self.dir, name + ".csr")
+        cert = os.path.join(self.dir, name + ".pem")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n" % san)
+        newkey = ["-newkey", "rsa:2048"] if rsa else ["-newkey", "ec", "-pkeyopt",
+                                                      "ec_paramgen_curve:P-256"]
+        openssl("req", *newkey, "-nodes", "-keyout", key, "-out", csr, "-subj",
+                "/CN=" + (cn or name))
+        openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
+                "-set_serial", str(serial), "-days", "2", "-out", cert, "-extfile", ext)
+        os.chmod(key, 0o644)  # the broker (same user) and notifyd read it
+        return cert, key, serial
+
+    def context(self):
+        """A client ssl.SSLContext that trusts this CA (and checks host names)."""
+        ctx = ssl.create_default_context(cafile=self.cert)
+        return ctx
+
+
+def peer_certificate(port, host="127.0.0.1", timeout=5):
+    """(serial number, subject CN) of the certificate served on port."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        with ctx.wrap_socket(s, server_hostname=host) as t:
+            der = t.getpeercert(binary_form=True)
+    pem = ssl.DER_cert_to_PEM_cert(der).encode()
+    out = openssl("x509", "-noout", "-serial", "-subject", "-nameopt", "RFC2253",
+                  input=pem).decode()
+    serial = re.search(r"serial=([0-9A-Fa-f]+)", out).group(1)
+    cn = re.search(r"CN=([^,\n]+)", out)
+    return int(serial, 16), cn.group(1).strip() if cn else None
+
+
+# ---- a RabbitMQ node owned by one test ------------------------------------------
+
+
+class OwnBroker:
+    """A private RabbitMQ node started with t/lib/broker.sh in its own temp
+    dir, for tests that stop and restart the broker or need a TLS listener
+    (rabbitmq_conf: text written to DIR/rabbitmq.conf, which broker.sh's
+    RABBITMQ_CONFIG_FILE=DIR/rabbitmq names).  stop() and start() may be
+    repeated; start() after the first reuses the same AMQP port.  close()
+    stops it (by PID, through broker.sh) and removes the dir."""
+
+    def __init__(self, parent=None, rabbitmq_conf=None, start_timeout=90):
+        self.dir = tempfile.mkdtemp(prefix="notifyd-own-broker.", dir=parent)
+        self.port = None
+        self.env = {}
+        self.start_timeout = start_timeout
+        self.running = False
+        if rabbitmq_conf:
+            with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
+                f.write(rabbitmq_conf)
+
+    def _sh(self, *args, timeout=120):
+        env = dict(os.environ)
+        env["BROKER_START_TIMEOUT"] = str(self.start_timeout)
+        return subprocess.run(["bash", BROKER_SH] + list(args), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, env=env)
+
+    def start(self):
+        args = ["start", self.dir] + ([str(self.port)] if self.port else [])
+        p = self._sh(*args, timeout=self.start_timeout + 30)
+        if p.returncode != 0:
+            logdir = os.path.join(self.dir, "log")
+            tail = ""
+            try:
+                for fn in sorted(os.listdir(logdir)):
+                    with open(os.path.join(logdir, fn), errors="replace") as f:
+                        tail += "\n== %s\n%s" % (fn, "".join(f.readlines()[-30:]))
+            except OSError:
+                pass
+            raise HarnessError("cannot start a RabbitMQ node in %s: %s%s" % (self.dir, p.stderr, tail))
+        kv = {}
+        with open(os.path.join(self.dir, "env")) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.strip().split("=", 1)
+                    kv[k] = v
+        self.env = kv
+        self.port = int(kv["AMQP_PORT"])
+        self.running = True
+        return self
+
+    def stop(self):
+        p = self._sh("stop", self.dir, timeout=120)
+        self.running = False
+        return p.returncode == 0
+
+    @property
+    def url(self):
+        return "amqp://guest:guest@127.0.0.1:%d/" % self.port
+
+    def broker(self):
+        """A harness Broker for this node (rabbitmqctl works)."""
+        return Broker("127.0.0.1", self.port, node=self.env.get("RABBITMQ_NODENAME"),
+                      ctl=self.env.get("RABBITMQCTL"), ctl_home=self.env.get("BROKER_HOME"))
+
+    def vhost(self):
+        return Vhost(self.broker(), "/")
+
+    def log_tail(self, n=40):
+        out = []
+        logdir = os.path.join(self.dir, "log")
+        try:
+            for fn in sorted(os.listdir(logdir)):
+                with open(os.path.join(logdir, fn), errors="replace") as f:
+                    out.append("== %s\n%s" % (fn, "".join(f.readlines()[-n:])))
+        except OSError:
+            pass
+        return "\n".join(out)
+
+    def close(self):
+        if os.path.exists(os.path.join(self.dir, "env")):
+            self.stop()
+        if not os.environ.get("TEST_KEEP_TMP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ==========================================================================
+# Helpers for test_faults, test_hostile_broker and test_churn (and the soak
+# driver t/soak/soak.py): a TCP proxy in front of the broker whose failure
+# mode the test controls, and process numbers from /proc.
+
+
+class TcpProxy:
+    """A TCP proxy on a free loopback port in front of target (host, port),
+    run by an asyncio loop on its own thread.  Modes, applied at once to the
+    connections it holds and to new ones:
+      pass   forward both ways (held connections get their upstream now);
+      drop   close both sides (FIN); new connections are accepted and closed;
+      stall  stop forwarding and keep every socket open, as a network that
+             loses packets would; new connections are accepted and held;
+      reset  abort both sides with RST (SO_LINGER 0); new ones too.
+    accepted counts connections accepted; open_pairs() those held now."""
+
+    MODES = ("pass", "drop", "stall", "reset")
+
+    def __init__(self, target_port, target_host="127.0.0.1", mode="pass"):
+        self.target = (target_host, int(target_port))
+        self.mode = mode
+        self.accepted = 0
+        self.pairs = set()
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tcp-proxy", daemon=True)
+        self.thread.start()
+        if not self._ready.wait(10):
+            raise HarnessError("TCP proxy did not start")
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self._server = self.loop.run_until_complete(
+            self.loop.create_server(lambda: _ProxySide(self, None, "c"), "127.0.0.1", 0,
+                                    backlog=256))
+        self._ready.set()
+        self.loop.run_forever()
+
+    def _call(self, fn, timeout=10):
+        done = threading.Event()
+        box = []
+
+        def wrap():
+            try:
+                box.append(fn())
+            finally:
+                done.set()
+        self.loop.call_soon_threadsafe(wrap)
+        if not done.wait(timeout):
+            raise HarnessError("TCP proxy loop not answering")
+        return box[0] if box else None
+
+    @property
+    def url_host_port(self):
+        return "127.0.0.1:%d" % self.port
+
+    def amqp_url(self, vhost="/", user="guest", password="guest"):
+        return "amqp://%s:%s@127.0.0.1:%d/%s" % (user, password, self.port,
+                                                   urllib.parse.quote(vhost, safe=""))
+
+    def set_mode(self, mode):
+        if mode not in self.MODES:
+            raise ValueError(mode)
+
+        def apply():
+            self.mode = mode
+            for p in list(self.pairs):
+                p.apply_mode()
+        self._call(apply)
+
+    def open_pairs(self):
+        return self._call(lambda: len(self.pairs))
+
+    def close(self):
+        def shut():
+            self._server.close()
+            for p in list(self.pairs):
+                p.close(rst=False)
+        try:
+            self._call(shut)
+        except HarnessError:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class _ProxyPair:
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.c = None          # client side transport
+        self.u = None          # upstream transport
+        self.pending = bytearray()
+        self.connecting = False
+        self.c_gone = False
+        self.u_gone = False
+        self.closed = False
+
+    def apply_mode(self):
+        mode = self.proxy.mode
+        if self.closed:
+            return
+        if mode in ("drop", "reset"):
+            self.close(rst=mode == "reset")
+        elif mode == "stall":
+            for t in (self.c, self.u):
+                if t is not None and not t.is_closing():
+                    t.pause_reading()
+        else:  # pass
+            if self.c_gone or self.u_gone:
+                # an end went away while stalled: pass that on now
+                self.close(rst=False)
+                return
+            for t in (self.c, self.u):
+                if t is not None and not t.is_closing():
+                    t.resume_reading()
+            if self.u is None and not self.connecting:
+                self.connect_upstream()
+
+    def connect_upstream(self):
+        self.connecting = True
+        loop = self.proxy.loop
+
+        async def go():
+            try:
+                await loop.create_connection(lambda: _ProxySide(self.proxy, self, "u"),
+                                             *self.proxy.target)
+            except OSError:
+                self.close(rst=False)
+        asyncio.ensure_future(go())
+
+    def upstream_made(self, t):
+        self.u = t
+        self.connecting = False
+        if self.closed:
+            t.close()
+            return
+        if self.pending:
+            t.write(bytes(self.pending))
+            self.pending.clear()
+        if self.proxy.mode == "stall":
+            t.pause_reading()
+        elif self.proxy.mode in ("drop", "reset"):
+            self.close(rst=self.proxy.mode == "reset")
+
+    def forward(self, side, data):
+        if side == "c":
+            if self.u is not None:
+                self.u.write(data)
+            else:
+                self.pending += data
+        elif self.c is not None:
+            self.c.write(data)
+
+    def lost(self, side):
+        if side == "c":
+            self.c_gone = True
+        else:
+            self.u_gone = True
+        if self.proxy.mode == "stall":
+            return  # a partition does not carry the FIN either
+        self.close(rst=False)
+
+    @staticmethod
+    def _abort(t, rst):
+        if t is None or t.is_closing():
+            return
+        if rst:
+            s = t.get_extra_info("socket")
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            t.abort()
+        else:
+            t.close()
+
+    def close(self, rst):
+        if self.closed:
+            return
+        self.closed = True
+        self.proxy.pairs.discard(self)
+        self._abort(self.c, rst)
+        self._abort(self.u, rst)
+
+
+class _ProxySide(asyncio.Protocol):
+    def __init__(self, proxy, pair, side):
+        self.proxy = proxy
+        self.pair = pair
+        self.side = side
+
+    def connection_made(self, transport):
+        if self.side == "c":
+            self.proxy.accepted += 1
+            self.pair = _ProxyPair(self.proxy)
+            self.pair.c = transport
+            self.proxy.pairs.add(self.pair)
+            mode = self.proxy.mode
+            if mode in ("drop", "reset"):
+                self.pair.close(rst=mode == "reset")
+            elif mode == "stall":
+                transport.pause_reading()
+            else:
+                self.pair.connect_upstream()
+        else:
+            self.pair.upstream_made(transport)
+
+    def data_received(self, data):
+        self.pair.forward(self.side, data)
+
+    def connection_lost(self, exc):
+        if self.pair is not None:
+            self.pair.lost(self.side)
+
+
+def proc_usage(pid):
+    """(VmRSS kB, open descriptors, threads) of a live process, from /proc."""
+    rss = threads = None
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return rss, len(os.listdir("/proc/%d/fd" % pid)), threads
+
+
+def log_lines_matching(daemon, *needles):
+    """Lines of a daemon's log that contain any of needles (case-insensitive)."""
+    low = [n.lower() for n in needles]
+    return [l for l in daemon.log_text().splitlines() if any(n in l.lower() for n in low)]
+
+
+def rabbit_tls_conf(tls_port, ca_file, cert_file, key_file):
+    """rabbitmq.conf text for a TLS listener on 127.0.0.1:tls_port (no client
+    certificates asked for)."""
+    return ("listeners.ssl.1 = 127.0.0.1:%d\n"
+            "ssl_options.cacertfile = %s\n"
+            "ssl_options.certfile = %s\n"
+            "ssl_options.keyfile = %s\n"
+            "ssl_options.verify = verify_none\n"
+            "ssl_options.fail_if_no_peer_cert = false\n" % (tls_port, ca_file, cert_file, key_file))
