@@ -2,10 +2,13 @@
 # debian:12-slim as a non-root user.
 #
 #   docker build -t notifyd .
-#   docker run --rm -p 8081:8081 -e NOTIFYD_AMQP_URL=amqp://guest:guest@broker:5672/ notifyd
+#   docker run --rm -p 8081:8081 -e NOTIFYD_AMQP_URL=amqp://guest:guest@broker:5672/ \
+#       -e NOTIFYD_JWT_SECRET=<32+ bytes> notifyd
 #
 # Configure it with NOTIFYD_<KEY> environment variables (see notifyd.conf(5));
-# they override /etc/notifyd/notifyd.conf, which holds the defaults.
+# they override /etc/notifyd/notifyd.conf, which is secure by default:
+# auth = jwt, so it refuses to start until NOTIFYD_JWT_SECRET (or
+# NOTIFYD_JWT_KEY_FILE) is given, or NOTIFYD_AUTH=none is chosen on purpose.
 # "docker run ... notifyd --check-config" prints the effective settings.
 # docker-compose.yml runs it next to a RabbitMQ broker.
 # scripts/check-dockerfile checks this file statically and replays its build.

@@ -203,7 +203,7 @@ static void test_defaults(void)
 }
 
 /* The shipped etc/notifyd.conf must load and match the defaults, apart
- * from the documented differences (none today). */
+ * from the documented difference: auth = jwt. */
 static void test_shipped_file(void)
 {
 	struct config def, c;
@@ -222,6 +222,11 @@ static void test_shipped_file(void)
 	config_defaults(&def);
 	config_defaults(&c);
 	ok(config_load_file(&c, path, err, sizeof err) == 0, "etc/notifyd.conf loads: %s", err);
+	/* The one documented difference: the shipped file is secure by default. */
+	ok(c.auth == CONFIG_AUTH_JWT, "etc/notifyd.conf ships with auth = jwt");
+	ok(config_finish(&c, err, sizeof err) == -1 && strstr(err, "jwt_secret") != NULL,
+	   "... so it refuses to start until a secret or key is set: %s", err);
+	c.auth = def.auth;
 	diff = differ(&def, &c, def.amqp_url);
 	ok(diff == NULL, "etc/notifyd.conf holds the defaults (differs in %s)", diff ? diff : "nothing");
 	config_free(&def);
