@@ -358,7 +358,7 @@ static void ws_conn_slow(struct ws_conn *c, const char *why, size_t pending)
 	c->deadline_ms = notifyd_now_ms() + grace;
 }
 
-int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms)
+int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, bool direct)
 {
 	struct evbuffer *out;
 	size_t pending, sent = 0;
@@ -376,7 +376,7 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms)
 	/* Nothing queued ahead: hand the frame to the kernel now.  One send()
 	 * instead of arming a write event, waiting a loop turn, writev() and
 	 * disarming; and the frame counts as written at once. */
-	if (pending == 0 && !c->tls) {
+	if (direct && pending == 0 && !c->tls) {
 		ssize_t n = send(bufferevent_getfd(c->bev), m->frame, m->frame_len,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 

@@ -1,0 +1,323 @@
+/* bench_common.h - small helpers shared by the benchmark tools (header only).
+ *
+ * Clocks, a log-linear latency histogram (HDR-like, < 0.8% error), the
+ * message body every publisher writes and every receiver parses, and a few
+ * option helpers.  Every message body is one JSON object:
+ *
+ *   {"user_id":"17","seq":42,"n":12345,"ts":1700000000123456789,"pad":"..."}
+ *   {"broadcast":true,"seq":5,"n":5,"ts":1700000000123456789,"pad":"..."}
+ *
+ * seq: per-user sequence (unicast) or broadcast number; n: global publish
+ * number; ts: CLOCK_REALTIME in ns when the publisher sent it (one clock for
+ * all processes on the box).
+ */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline uint64_t now_real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void sleep_until_mono_ns(uint64_t t)
+{
+	struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* ---- histogram ---------------------------------------------------------
+ * Values (ns) below 128 have their own bucket; above, 128 buckets per power
+ * of two.  7424 buckets cover all of uint64_t. */
+#define HIST_SUB_BITS 7
+#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) * HIST_SUB)
+
+struct hist {
+	uint64_t count;
+	uint64_t max;
+	uint64_t min;
+	long double sum;
+	uint64_t b[HIST_BUCKETS];
+};
+
+static inline unsigned hist_index(uint64_t v)
+{
+	unsigned e;
+
+	if (v < HIST_SUB)
+		return (unsigned)v;
+	e = 63u - (unsigned)__builtin_clzll(v);
+	return (e - HIST_SUB_BITS + 1) * HIST_SUB + (unsigned)((v >> (e - HIST_SUB_BITS)) - HIST_SUB);
+}
+
+/* Middle of the bucket's range. */
+static inline uint64_t hist_value(unsigned i)
+{
+	unsigned e, shift;
+	uint64_t m;
+
+	if (i < HIST_SUB)
+		return i;
+	e = i / HIST_SUB + HIST_SUB_BITS - 1;
+	m = i % HIST_SUB + HIST_SUB;
+	shift = e - HIST_SUB_BITS;
+	return (m << shift) + ((1ull << shift) >> 1);
+}
+
+static inline void hist_init(struct hist *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->min = UINT64_MAX;
+}
+
+static inline void hist_add(struct hist *h, uint64_t v)
+{
+	h->b[hist_index(v)]++;
+	h->count++;
+	h->sum += (long double)v;
+	if (v > h->max)
+		h->max = v;
+	if (v < h->min)
+		h->min = v;
+}
+
+static inline void hist_merge(struct hist *to, const struct hist *from)
+{
+	for (unsigned i = 0; i < HIST_BUCKETS; i++)
+		to->b[i] += from->b[i];
+	to->count += from->count;
+	to->sum += from->sum;
+	if (from->max > to->max)
+		to->max = from->max;
+	if (from->min < to->min)
+		to->min = from->min;
+}
+
+/* q in [0,1]; 0 when empty.  The exact max for q == 1. */
+static inline uint64_t hist_quantile(const struct hist *h, double q)
+{
+	uint64_t want, seen = 0;
+
+	if (h->count == 0)
+		return 0;
+	if (q >= 1.0)
+		return h->max;
+	want = (uint64_t)(q * (double)h->count);
+	if (want >= h->count)
+		want = h->count - 1;
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen > want) {
+			uint64_t v = hist_value(i);
+
+			return v > h->max ? h->max : v;
+		}
+	}
+	return h->max;
+}
+
+/* Prints "NAME":{"n":..,"mean_ms":..,"p50_ms":..,...} (no leading comma). */
+static inline void hist_json(FILE *f, const char *name, const struct hist *h)
+{
+	fprintf(f, "\"%s\":{\"n\":%" PRIu64 ",\"mean_ms\":%.4f,\"p50_ms\":%.4f,\"p90_ms\":%.4f,"
+	    "\"p99_ms\":%.4f,\"p999_ms\":%.4f,\"max_ms\":%.4f}", name, h->count,
+	    h->count ? (double)(h->sum / h->count) / 1e6 : 0.0,
+	    hist_quantile(h, 0.50) / 1e6, hist_quantile(h, 0.90) / 1e6,
+	    hist_quantile(h, 0.99) / 1e6, hist_quantile(h, 0.999) / 1e6,
+	    (double)h->max / 1e6);
+}
+
+/* ---- message bodies ---------------------------------------------------- */
+struct body_fields {
+	int64_t seq;
+	int64_t n;
+	uint64_t ts;
+	int broadcast;
+	int ok;
+};
+
+static inline int64_t parse_i64_after(const char *p, const char *end, const char *key, size_t klen, int *found)
+{
+	const char *k = memmem(p, (size_t)(end - p), key, klen);
+	int64_t v = 0;
+	int neg = 0;
+
+	*found = 0;
+	if (k == NULL)
+		return 0;
+	k += klen;
+	if (k < end && *k == '-') {
+		neg = 1;
+		k++;
+	}
+	if (k >= end || *k < '0' || *k > '9')
+		return 0;
+	while (k < end && *k >= '0' && *k <= '9')
+		v = v * 10 + (*k++ - '0');
+	*found = 1;
+	return neg ? -v : v;
+}
+
+/* Finds "seq", "n", "ts" and "broadcast":true anywhere in [p, p+len). */
+static inline struct body_fields body_parse(const char *p, size_t len)
+{
+	struct body_fields f = { 0 };
+	const char *end = p + len;
+	int a, b, c;
+
+	f.seq = parse_i64_after(p, end, "\"seq\":", 6, &a);
+	f.ts = (uint64_t)parse_i64_after(p, end, "\"ts\":", 5, &b);
+	f.n = parse_i64_after(p, end, "\"n\":", 4, &c);
+	f.broadcast = memmem(p, len, "\"broadcast\":true", 16) != NULL;
+	f.ok = a && b;
+	return f;
+}
+
+/* Writes the body into buf (size cap) and returns its length.  user is
+ * NULL for a broadcast.  pad: extra bytes of 'x' to reach a size. */
+static inline int body_format(char *buf, size_t cap, const char *user, int64_t seq, int64_t n,
+    uint64_t ts, const char *pad)
+{
+	if (user != NULL)
+		return snprintf(buf, cap, "{\"user_id\":\"%s\",\"seq\":%" PRId64 ",\"n\":%" PRId64
+		    ",\"ts\":%" PRIu64 ",\"title\":\"bench\",\"pad\":\"%s\"}", user, seq, n, ts, pad);
+	return snprintf(buf, cap, "{\"broadcast\":true,\"seq\":%" PRId64 ",\"n\":%" PRId64
+	    ",\"ts\":%" PRIu64 ",\"title\":\"bench\",\"pad\":\"%s\"}", seq, n, ts, pad);
+}
+
+static inline char *make_pad(long bytes)
+{
+	char *p;
+
+	if (bytes < 0)
+		bytes = 0;
+	p = malloc((size_t)bytes + 1);
+	if (p == NULL) {
+		perror("malloc");
+		exit(1);
+	}
+	memset(p, 'x', (size_t)bytes);
+	p[bytes] = '\0';
+	return p;
+}
+
+/* Raise the soft limit of open files to the hard limit; returns it. */
+static inline long raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	return (long)rl.rlim_cur;
+}
+
+static inline void die(const char *prog, const char *msg)
+{
+	fprintf(stderr, "%s: %s\n", prog, msg);
+	exit(2);
+}
+
+static inline double parse_double_opt(const char *prog, const char *name, const char *v)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno != 0 || end == v || *end != '\0' || d < 0) {
+		fprintf(stderr, "%s: bad value for %s: %s\n", prog, name, v);
+		exit(2);
+	}
+	return d;
+}
+
+static inline long parse_long_opt(const char *prog, const char *name, const char *v)
+{
+	char *end;
+	long l;
+
+	errno = 0;
+	l = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || l < 0) {
+		fprintf(stderr, "%s: bad value for %s: %s\n", prog, name, v);
+		exit(2);
+	}
+	return l;
+}
+
+/* Creates (atomically) a file whose presence tells a script we are ready. */
+static inline void touch_file(const char *path, const char *content)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return;
+	if (content != NULL)
+		fputs(content, f);
+	fclose(f);
+	rename(tmp, path);
+}
+
+/* Sum of VmRSS (kB) over a comma-separated list of pids; -1 if none readable. */
+static inline long rss_kb_of(const char *pids)
+{
+	char list[1024], *save = NULL, *tok;
+	long total = -1;
+
+	if (pids == NULL || pids[0] == '\0')
+		return -1;
+	snprintf(list, sizeof(list), "%s", pids);
+	for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		char path[64], line[256];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%s/status", tok);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			long kb;
+
+			if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) {
+				total = (total < 0 ? 0 : total) + kb;
+				break;
+			}
+		}
+		fclose(f);
+	}
+	return total;
+}
+
+#endif

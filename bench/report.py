@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Turn scripts/bench's results.jsonl into one table.
+
+usage: report.py RESULTS.jsonl [ENV.txt]
+
+Columns: scenario, metric, notifyd, nchan, Web-STOMP, bare consumer, and
+notifyd's ratio to each (notifyd / peer; the arrow in the metric says which
+direction is better), and notifyd's goal for that row with PASS/FAIL.
+"""
+import json
+import sys
+
+TARGETS = ["notifyd", "nchan", "webstomp", "bare"]
+HEAD = ["scenario", "metric", "notifyd", "nchan", "Web-STOMP", "bare", "n/nchan", "n/WS", "n/bare", "goal"]
+
+
+def load(path):
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            runs[(r["scenario"], r["target"])] = r
+    return runs
+
+
+def g(d, *path):
+    for p in path:
+        if d is None or not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def fmt(v, kind):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if kind == "rate":
+        return "%.0f" % v
+    if kind == "kb":
+        return "%.1f" % v
+    if kind == "ms":
+        return "%.2f" % v if v < 100 else "%.0f" % v
+    if kind == "int":
+        return "%d" % v
+    if kind == "us":
+        return "%.1f" % v
+    return str(v)
+
+
+def ratio(a, b):
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0:
+        return "-"
+    return "%.2fx" % (a / b)
+
+
+# Metric extractors: (label, kind, function(run) -> value)
+def ws_or_drain(r, *path):
+    v = g(r, "ws", *path)
+    if v is None:
+        v = g(r, "drain", *path)
+    return v
+
+
+def delivered_rate(r):
+    # End to end: unique messages / (last receive - first send time).
+    v = ws_or_drain(r, "e2e_rate")
+    return v if v else None
+
+
+def loss_str(r):
+    ws = g(r, "ws")
+    if ws is None:
+        d = g(r, "drain")
+        if d is None:
+            return None
+        return "%d/-/-" % d.get("lost", 0)
+    return "%d/%d/%d" % (ws.get("lost", 0), ws.get("dups", 0), ws.get("order_violations", 0))
+
+
+def cpu_per_msg(r):
+    cpu = g(r, "server_cpu_s")
+    n = ws_or_drain(r, "unique")
+    if n is None:
+        n = ws_or_drain(r, "received")
+    if not isinstance(cpu, (int, float)) or not n:
+        return None
+    return cpu / n * 1e6
+
+
+def sent_rate(r):
+    v = g(r, "pub", "rate")
+    if v is None:
+        v = g(r, "http", "ok_rate")
+    return v
+
+
+def reach(r, q):
+    b = g(r, "ws", "bcast_all")
+    if not b or not b.get("complete"):
+        return None
+    return b.get(q)
+
+
+def complete_str(r):
+    b = g(r, "ws", "bcast_all")
+    if not b:
+        return None
+    return "%d/%d" % (b.get("complete", 0), b.get("broadcasts", 0))
+
+
+def goal_check(value, op, limit):
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    ok = value < limit if op == "<" else value >= limit
+    return "PASS" if ok else "FAIL"
+
+
+def rows_for(scen, runs):
+    rs = {t: runs.get((scen, t)) for t in TARGETS}
+    if not any(rs.values()):
+        return []
+    out = []
+
+    def row(metric, kind, fn, goal=None):
+        vals = {t: (fn(rs[t]) if rs[t] else None) for t in TARGETS}
+        n = vals["notifyd"]
+        gtxt = ""
+        if goal:
+            gtxt = goal(vals)
+        out.append([scen, metric] + [fmt(vals[t], kind) for t in TARGETS] +
+                   [ratio(n, vals["nchan"]), ratio(n, vals["webstomp"]), ratio(n, vals["bare"]), gtxt])
+
+    if scen.startswith("idle"):
+        row("connected", "int", lambda r: g(r, "ws", "connected"))
+        row("server RSS KB/conn (lower)", "kb", lambda r: g(r, "ws", "rss_per_conn_kb"),
+            lambda v: "< 4 KB " + goal_check(v["notifyd"], "<", 4.0))
+        row("connect rate conn/s", "rate", lambda r: g(r, "ws", "connect_rate"))
+    elif scen == "storm":
+        row("connected", "int", lambda r: g(r, "ws", "connected"))
+        row("new conn/s (higher)", "rate", lambda r: g(r, "ws", "connect_rate"),
+            lambda v: ">= 30000 " + goal_check(v["notifyd"], ">=", 30000))
+    elif scen.startswith("unicast"):
+        rate = scen[len("unicast"):]
+        if rate == "max":
+            row("delivered msg/s (higher)", "rate", delivered_rate,
+                lambda v: ">= 0.9 bare, 1.5 WS " + (
+                    "PASS" if isinstance(v["notifyd"], (int, float)) and
+                    (v["bare"] is None or v["notifyd"] >= 0.9 * v["bare"]) and
+                    (v["webstomp"] is None or v["notifyd"] >= 1.5 * v["webstomp"]) else "FAIL"))
+        else:
+            row("delivered msg/s (higher)", "rate", delivered_rate)
+        row("sent msg/s", "rate", sent_rate)
+        row("latency p50 ms", "ms", lambda r: ws_or_drain(r, "lat_unicast", "p50_ms"))
+        goal = None
+        if rate == "5000":
+            goal = lambda v: "< 1 ms " + goal_check(v["notifyd"], "<", 1.0)
+        elif rate == "10000":
+            goal = lambda v: "< 2 ms " + goal_check(v["notifyd"], "<", 2.0)
+        row("latency p99 ms (lower)", "ms", lambda r: ws_or_drain(r, "lat_unicast", "p99_ms"), goal)
+        row("latency p99.9 ms", "ms", lambda r: ws_or_drain(r, "lat_unicast", "p999_ms"))
+        row("latency max ms", "ms", lambda r: ws_or_drain(r, "lat_unicast", "max_ms"))
+        row("missing/dup/order", "str", loss_str)
+        row("server CPU us/msg", "us", cpu_per_msg)
+    elif scen.startswith("broadcast") or scen == "bcastmax":
+        is_max = scen == "bcastmax"
+        goal = None
+        if is_max:
+            goal = lambda v: ">= 10x nchan " + (
+                "n/a" if not isinstance(v["nchan"], (int, float)) or not isinstance(v["notifyd"], (int, float))
+                else ("PASS" if v["notifyd"] >= 10 * v["nchan"] else "FAIL"))
+        row("deliveries/s (higher)", "rate", lambda r: g(r, "ws", "e2e_rate"), goal)
+        row("broadcasts complete", "str", complete_str)
+        row("reach-all p50 ms", "ms", lambda r: reach(r, "p50_ms"))
+        goal = None
+        if not is_max:
+            goal = lambda v: "< 20 ms " + goal_check(v["notifyd"], "<", 20.0)
+        row("reach-all p99 ms (lower)", "ms", lambda r: reach(r, "p99_ms"), goal)
+        row("delivery p99 ms", "ms", lambda r: g(r, "ws", "lat_bcast", "p99_ms"))
+        row("missing/dup/order", "str", loss_str)
+        row("server CPU us/delivery", "us", cpu_per_msg)
+    elif scen == "push":
+        row("confirmed req/s (higher)", "rate", lambda r: g(r, "http", "ok_rate"),
+            lambda v: ">= 10000 " + goal_check(v["notifyd"], ">=", 10000))
+        row("latency p99 ms", "ms", lambda r: g(r, "http", "lat", "p99_ms"))
+        row("errors", "int", lambda r: (g(r, "http", "count") or 0) - (g(r, "http", "ok") or 0))
+    return out
+
+
+def order_key(s):
+    # Longest prefix first when matching, table order by index.
+    base = [(3, "broadcast3x"), (0, "idle"), (1, "storm"), (2, "unicast"), (2.5, "broadcast"),
+            (4, "bcastmax"), (5, "push")]
+    for i, b in base:
+        if s.startswith(b):
+            rest = s[len(b):]
+            if rest == "max":
+                n = 10 ** 12
+            else:
+                try:
+                    n = int(rest) if rest else 0
+                except ValueError:
+                    n = 0
+            return (i, n)
+    return (99, 0)
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    runs = load(sys.argv[1])
+    scens = sorted({s for s, _ in runs}, key=order_key)
+    rows = [HEAD]
+    for s in scens:
+        rows.extend(rows_for(s, runs))
+    w = [max(len(r[i]) for r in rows) for i in range(len(HEAD))]
+    if len(sys.argv) > 2:
+        try:
+            with open(sys.argv[2]) as f:
+                sys.stdout.write(f.read())
+        except OSError:
+            pass
+        print()
+    for i, r in enumerate(rows):
+        print("| " + " | ".join(c.ljust(w[j]) if j < 2 or j == len(HEAD) - 1 else c.rjust(w[j])
+                                for j, c in enumerate(r)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    print()
+    print("Ratios are notifyd / peer. missing/dup/order: deliveries not received by the end of the "
+          "run (lost, or still queued when a peer could not keep up), duplicates, out-of-order per "
+          "connection. reach-all: time from publish until the last connection had the broadcast "
+          "(over complete broadcasts only). '-': not applicable or not measured.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
