@@ -43,6 +43,7 @@ struct msg {
 	uint64_t tag;
 	uint64_t t_recv_ns;
 	uint32_t targets;	/* connections it was queued to */
+	bool abandoned;		/* a frame was dropped unwritten at shutdown: no ack */
 	struct dispatch *owner;
 	struct target target;
 	size_t frame_len;

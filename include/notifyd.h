@@ -50,6 +50,8 @@ struct gateway {
 	uint64_t started_ms;
 	uint64_t next_conn_id;
 	bool draining;			/* shutting down: no new clients */
+	bool abandoning;		/* shutdown gave up on connections: their
+					 * unwritten frames must not be acked */
 };
 
 uint64_t notifyd_now_ms(void);

@@ -43,7 +43,7 @@ int target_id_valid(const char *id, size_t len);
 int target_from_routing_key(const char *key, size_t len, struct target *t);
 
 /* From a parsed JSON body (must be an object).  "user_id": a string, or an
- * integer in [-(2^53), 2^53] written in decimal; "broadcast": true.  When both
+ * integer in [-(2^53 - 1), 2^53 - 1] (exact in a double) written in decimal; "broadcast": true.  When both
  * are present, user_id wins.  Returns TARGET_OK, TARGET_MISSING,
  * TARGET_BAD_FIELD or TARGET_BAD_ID. */
 int target_from_body(const struct cJSON *obj, struct target *t);
@@ -52,6 +52,10 @@ int target_from_body(const struct cJSON *obj, struct target *t);
  * there, so "ab\u0000cd" would read as user "ab": never route on such a
  * body.  (A literal backslash before "u0000" is refused too: rare, safe.) */
 int target_has_escaped_nul(const char *json, size_t len);
+
+/* Does a JSON string in the text hold a raw control character (< 0x20)?
+ * RFC 8259 forbids it and cJSON lets it through: such a body is not JSON. */
+int target_json_has_raw_control(const char *json, size_t len);
 
 /* Short static name of an error, for logs and metrics labels. */
 const char *target_strerror(int err);

@@ -18,7 +18,7 @@
 #include "ws_conn.h"
 #include "xqueue.h"
 
-#define READY_BATCH 256
+#define READY_BATCH 64
 
 struct dispatch {
 	struct gateway *gw;
@@ -48,10 +48,19 @@ void dispatch_msg_release(const void *data, size_t len, void *arg)
 	(void)len;
 	/* A writer's reference (data set) ends when its frame reached the
 	 * socket, or its connection went away. */
-	if (data != NULL)
+	if (data != NULL && d->gw->abandoning)
+		m->abandoned = true;
+	else if (data != NULL)
 		stats_observe_latency(d->gw->stats, notifyd_now_ns() - m->t_recv_ns);
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	if (m->abandoned) {
+		/* Never written to a client that was still there: the broker
+		 * keeps it (unacked) and redelivers it. */
+		d->in_flight--;
+		free(m);
+		return;
+	}
 	a.tag = m->tag;
 	a.gen = m->gen;
 	a.kind = ACK_ACK;
@@ -157,12 +166,12 @@ static void dispatch_on_ready(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	d->direct_budget = 1;
-	while ((n = xqueue_drain(d->readyq, batch, READY_BATCH)) > 0) {
-		for (size_t i = 0; i < n; i++)
-			dispatch_accept(d, &batch[i]);
-		if (n < READY_BATCH)
-			break;
-	}
+	/* One batch per wake-up: xqueue_drain re-arms the eventfd when more
+	 * wait, so a burst of broadcasts takes turns with /health, new
+	 * connections and writes instead of holding the loop for seconds. */
+	n = xqueue_drain(d->readyq, batch, READY_BATCH);
+	for (size_t i = 0; i < n; i++)
+		dispatch_accept(d, &batch[i]);
 }
 
 static void dispatch_on_sweep(evutil_socket_t fd, short what, void *arg)

@@ -248,7 +248,7 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		goto bad;
 	}
 	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	if (root == NULL || end != text + len) {
+	if (root == NULL || end != text + len || target_json_has_raw_control(text, len)) {
 		why = "body is not valid JSON";
 		goto bad;
 	}

@@ -109,6 +109,14 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The part of drain_timeout kept for closing clients with 1001. */
+static uint64_t close_share(const struct daemon *d)
+{
+	uint64_t share = d->cfg.drain_timeout_ms / 4;
+
+	return share < CLOSE_PHASE_MS ? share : CLOSE_PHASE_MS;
+}
+
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -116,7 +124,9 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->phase == DRAINING && (d->gw.broker.drained || now >= d->drain_deadline_ms)) {
+	/* The close phase is kept inside drain_timeout: it starts when the
+	 * broker side is settled, or when only its share of the budget is left. */
+	if (d->phase == DRAINING && (d->gw.broker.drained || now + close_share(d) >= d->drain_deadline_ms)) {
 		log_info("shutdown_closing_clients", "drained=%s connections=%zu in_flight=%llu",
 		    d->gw.broker.drained ? "yes" : "timeout", d->gw.reg.nconns,
 		    (unsigned long long)dispatch_in_flight(d->gw.dispatch));
@@ -124,10 +134,13 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 			ws_conn_close(ws_conn_from_links(l), 1001, "server shutting down");
 		d->phase = CLOSING_CLIENTS;
 		d->close_deadline_ms = now + CLOSE_PHASE_MS;
-		if (d->close_deadline_ms > d->drain_deadline_ms && d->drain_deadline_ms > now + 200)
+		if (d->close_deadline_ms > d->drain_deadline_ms)
 			d->close_deadline_ms = d->drain_deadline_ms;
 	}
 	if (d->phase == CLOSING_CLIENTS && (d->gw.reg.nconns == 0 || now >= d->close_deadline_ms)) {
+		/* Frames still queued for these clients were never written: not
+		 * acked, so the broker keeps them. */
+		d->gw.abandoning = true;
 		while (d->gw.reg.all != NULL)
 			ws_conn_free(ws_conn_from_links(d->gw.reg.all), "shutdown");
 		d->phase = STOPPING;
@@ -236,6 +249,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	/* A second signal: the operator does not want to wait. */
 	log_warn("shutdown_forced", "signal=%d", (int)sig);
+	d->gw.abandoning = true;
 	while (d->gw.reg.all != NULL)
 		ws_conn_free(ws_conn_from_links(d->gw.reg.all), "forced_shutdown");
 	d->phase = STOPPING;

@@ -2,7 +2,7 @@
  *
  * cJSON keeps only the double value of a number, not its text, so an
  * integer user_id is judged by value: any number that is integral and
- * within +-2^53 is accepted and rewritten in plain decimal ("1e3" and
+ * within +-(2^53 - 1) is accepted and rewritten in plain decimal ("1e3" and
  * "1000.0" both name user "1000", "-0" names "0").  Fractions, values out
  * of range and non-numbers are the wrong type (TARGET_BAD_FIELD); only a
  * string can break the id rules (TARGET_BAD_ID).
@@ -21,7 +21,7 @@
 #include "utf8.h"
 
 /* Largest magnitude where every integer is a double, per the contract. */
-#define TARGET_INT_LIMIT 9007199254740992.0	/* 2^53 */
+#define TARGET_INT_LIMIT 9007199254740991.0	/* 2^53 - 1: every integer up to it is exact in a double */
 
 int target_id_valid(const char *id, size_t len)
 {
@@ -135,5 +135,27 @@ int target_has_escaped_nul(const char *json, size_t len)
 		if (json[i] == '\\' && json[i + 1] == 'u' && json[i + 2] == '0' &&
 		    json[i + 3] == '0' && json[i + 4] == '0' && json[i + 5] == '0')
 			return 1;
+	return 0;
+}
+
+int target_json_has_raw_control(const char *json, size_t len)
+{
+	int in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)json[i];
+
+		if (!in_string) {
+			if (c == '"')
+				in_string = 1;
+			continue;
+		}
+		if (c == '\\')
+			i++;		/* the escaped character, whatever it is */
+		else if (c == '"')
+			in_string = 0;
+		else if (c < 0x20)
+			return 1;
+	}
 	return 0;
 }

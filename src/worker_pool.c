@@ -73,7 +73,8 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 		return NULL;
 	}
 	root = cJSON_ParseWithLengthOpts(text, body.len, &end, 0);
-	if (root == NULL || end == NULL || !only_space(end, text + body.len)) {
+	if (root == NULL || end == NULL || !only_space(end, text + body.len) ||
+	    target_json_has_raw_control(text, body.len)) {
 		cJSON_Delete(root);
 		*reason = REJECT_NOT_JSON;
 		return NULL;
@@ -110,6 +111,7 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 	m->tag = j->tag;
 	m->t_recv_ns = j->t_recv_ns;
 	m->targets = 0;
+	m->abandoned = false;
 	m->owner = NULL;
 	m->target = t;
 	m->frame_len = h + body.len;

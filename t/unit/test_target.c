@@ -146,13 +146,16 @@ static void test_body(void)
 	     "0123456789012345678901234567890123456789" "012345678" "\"}",
 	     TARGET_BAD_ID, TARGET_NONE, NULL);
 
-	/* Integers, in [-(2^53), 2^53], rewritten in plain decimal */
+	/* Integers, in [-(2^53 - 1), 2^53 - 1], rewritten in plain decimal;
+	 * beyond, a double cannot tell 2^53 + 1 from 2^53: refused */
 	body("{\"user_id\":123}", TARGET_OK, TARGET_USER, "123");
 	body("{\"user_id\":0}", TARGET_OK, TARGET_USER, "0");
 	body("{\"user_id\":-0}", TARGET_OK, TARGET_USER, "0");
 	body("{\"user_id\":-42}", TARGET_OK, TARGET_USER, "-42");
-	body("{\"user_id\":9007199254740992}", TARGET_OK, TARGET_USER, "9007199254740992");
-	body("{\"user_id\":-9007199254740992}", TARGET_OK, TARGET_USER, "-9007199254740992");
+	body("{\"user_id\":9007199254740992}", TARGET_BAD_FIELD, TARGET_NONE, NULL);
+	body("{\"user_id\":9007199254740993}", TARGET_BAD_FIELD, TARGET_NONE, NULL);
+	body("{\"user_id\":-9007199254740992}", TARGET_BAD_FIELD, TARGET_NONE, NULL);
+	body("{\"user_id\":-9007199254740991}", TARGET_OK, TARGET_USER, "-9007199254740991");
 	body("{\"user_id\":9007199254740991}", TARGET_OK, TARGET_USER, "9007199254740991");
 	body("{\"user_id\":18014398509481984}", TARGET_BAD_FIELD, TARGET_NONE, NULL);
 	body("{\"user_id\":-18014398509481984}", TARGET_BAD_FIELD, TARGET_NONE, NULL);
@@ -208,8 +211,17 @@ static void test_strerror(void)
 	}
 }
 
+static void test_raw_control(void)
+{
+	ok(target_json_has_raw_control("{\"a\":\"x\ny\"}", 11), "raw newline inside a string");
+	ok(target_json_has_raw_control("{\"a\":\"x\001y\"}", 11), "raw 0x01 inside a string");
+	ok(!target_json_has_raw_control("{\n\t\"a\" : \"x\"\r\n}", 17), "whitespace between tokens is fine");
+	ok(!target_json_has_raw_control("{\"a\":\"x\\ny\\\"z\"}", 16), "escaped newline and quote are fine");
+}
+
 int main(void)
 {
+	test_raw_control();
 	test_id_valid();
 	test_routing_key();
 	test_body();
