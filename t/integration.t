@@ -14,7 +14,7 @@
 #   TEST_AMQP_URL      use this broker instead of a private one (optionally with
 #                      TEST_RABBITMQ_NODENAME [TEST_RABBITMQCTL TEST_RABBITMQ_HOME]
 #                      so that each test still gets its own vhost)
-#   TEST_TIMEOUT       bound on the whole pytest run in seconds (default 600)
+#   TEST_TIMEOUT       bound on the whole pytest run in seconds (default 1200)
 #   TEST_KEEP_TMP      keep the work dir (configs, daemon logs, broker logs)
 #
 # By hand:  TEST_NOTIFYD_BIN=/tmp/build-main/notifyd t/integration.t
@@ -156,7 +156,7 @@ for a in "${extra[@]}"; do
 	esac
 	args+=("$a")
 done
-timeout -k 15 "${TEST_TIMEOUT:-600}" \
+timeout -k 15 "${TEST_TIMEOUT:-1200}" \
 	"$py" -m pytest -v -rfEs --rootdir="$tdir/integration" -c "$tdir/integration/pytest.ini" \
 	"${where[@]}" "${args[@]}" 3>&1 > >(tee "$work/pytest.out" >&2) 2>&1 &
 pytest_pid=$!
@@ -171,7 +171,7 @@ case $status in
 0) ;;
 1) [ "$failed" -gt 0 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - pytest reported failures"; } ;;
 5) [ "$n" -gt 0 ] || { echo "1..0 # SKIP no tests selected"; exit 0; } ;;
-124|137) n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - pytest run exceeded TEST_TIMEOUT=${TEST_TIMEOUT:-600}s" ;;
+124|137) n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - pytest run exceeded TEST_TIMEOUT=${TEST_TIMEOUT:-1200}s" ;;
 *) n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - pytest exited with status $status"
    tail -n 30 "$work/pytest.out" | sed 's/^/# /' ;;
 esac
