@@ -211,12 +211,18 @@ static void test_strerror(void)
 	}
 }
 
+static int raw_control(const char *s)
+{
+	return target_json_has_raw_control(s, strlen(s));
+}
+
 static void test_raw_control(void)
 {
-	ok(target_json_has_raw_control("{\"a\":\"x\ny\"}", 11), "raw newline inside a string");
-	ok(target_json_has_raw_control("{\"a\":\"x\001y\"}", 11), "raw 0x01 inside a string");
-	ok(!target_json_has_raw_control("{\n\t\"a\" : \"x\"\r\n}", 17), "whitespace between tokens is fine");
-	ok(!target_json_has_raw_control("{\"a\":\"x\\ny\\\"z\"}", 16), "escaped newline and quote are fine");
+	ok(raw_control("{\"a\":\"x\ny\"}"), "raw newline inside a string");
+	ok(raw_control("{\"a\":\"x\001y\"}"), "raw 0x01 inside a string");
+	ok(!raw_control("{\n\t\"a\" : \"x\"\r\n}"), "whitespace between tokens is fine");
+	ok(!raw_control("{\"a\":\"x\\ny\\\"z\"}"), "escaped newline and quote are fine");
+	ok(!raw_control("\"ends with a backslash\\"), "a trailing backslash reads nothing past the end");
 }
 
 int main(void)
