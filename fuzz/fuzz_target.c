@@ -131,8 +131,8 @@ static void ref_body(const cJSON *obj, struct expect *x)
 		} else if (cJSON_IsNumber(uid)) {
 			double v = uid->valuedouble;
 
-			/* an integer within +-2^53, named in plain decimal */
-			if (v >= -9007199254740992.0 && v <= 9007199254740992.0 &&
+			/* an integer within +-(2^53 - 1), named in plain decimal */
+			if (v >= -9007199254740991.0 && v <= 9007199254740991.0 &&
 			    (double)(int64_t)v == v) {
 				snprintf(x->buf, sizeof(x->buf), "%" PRId64, (int64_t)v);
 				expect_user(x, x->buf, strlen(x->buf));
