@@ -190,14 +190,6 @@ static int consumer_other_frame(struct amqp_consumer *c)
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Consume until the connection fails (-1) or we are told to finish (0). */
 static int consumer_session(struct amqp_consumer *c)
 {
@@ -260,7 +252,7 @@ static int consumer_session(struct amqp_consumer *c)
 			j.tag = env.delivery_tag;
 			j.gen = c->gen;
 			j.redelivered = env.redelivered != 0;
-			j.t_recv_ns = mono_ns();
+			j.t_recv_ns = notifyd_now_ns();
 			j.env = env;
 			stats_add(&c->stats->consumed, 1);
 			if (j.redelivered)
@@ -294,10 +286,10 @@ static int consumer_session(struct amqp_consumer *c)
 static int consumer_backoff(struct amqp_consumer *c, uint32_t delay_ms)
 {
 	struct pollfd pfd = { .fd = c->ctl_fd, .events = POLLIN };
-	uint64_t end = mono_ns() + (uint64_t)delay_ms * 1000000u;
+	uint64_t end = notifyd_now_ns() + (uint64_t)delay_ms * 1000000u;
 
 	for (;;) {
-		uint64_t now = mono_ns();
+		uint64_t now = notifyd_now_ns();
 		int cmd = atomic_load(&c->command);
 
 		if (cmd == CONSUMER_FINISH)
@@ -378,7 +370,7 @@ struct amqp_consumer *amqp_consumer_start(const struct config *cfg, struct stats
 	c->ackq = ackq;
 	c->statusq = statusq;
 	c->gen = 1;
-	c->seed = (unsigned int)(mono_ns() ^ (uint64_t)getpid());
+	c->seed = (unsigned int)(notifyd_now_ns() ^ (uint64_t)getpid());
 	c->consumer_tag = amqp_empty_bytes;
 	atomic_init(&c->command, CONSUMER_RUN);
 	c->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -16,6 +16,7 @@
 
 #include "amqp_link.h"
 #include "log.h"
+#include "notifyd.h"
 #include "xqueue.h"
 
 #define JOB_BATCH 64
@@ -68,14 +69,6 @@ static void publisher_result(struct amqp_publisher *p, uint64_t id, uint16_t sta
 	r.count = count;
 	snprintf(r.why, sizeof(r.why), "%s", why);
 	(void)xqueue_push(p->resultq, &r);
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Fail everything that waits for a confirm: its channel is gone, so the
@@ -289,14 +282,14 @@ static void *publisher_main(void *arg)
 		size_t n;
 		int nfd = 0, timeout = poll_ms;
 
-		if (!p->connected && mono_ms() >= retry_at) {
+		if (!p->connected && notifyd_now_ms() >= retry_at) {
 			if (publisher_connect(p) == 0) {
 				delay = p->cfg->amqp_reconnect_min_ms;
 			} else {
 				uint32_t wait = delay / 2 + (uint32_t)(rand_r(&p->seed) % (delay / 2 + 1));
 
 				log_warn("publisher_unavailable", "error=\"%s\" retry_ms=%u", p->link.error, wait);
-				retry_at = mono_ms() + wait;
+				retry_at = notifyd_now_ms() + wait;
 				delay = delay > p->cfg->amqp_reconnect_max_ms / 2 ?
 				    p->cfg->amqp_reconnect_max_ms : delay * 2;
 			}
@@ -305,8 +298,8 @@ static void *publisher_main(void *arg)
 		pfd[nfd++] = (struct pollfd){ .fd = p->ctl_fd, .events = POLLIN };
 		if (p->connected)
 			pfd[nfd++] = (struct pollfd){ .fd = amqp_get_sockfd(p->link.conn), .events = POLLIN };
-		else if (retry_at > mono_ms() && retry_at - mono_ms() < (uint64_t)timeout)
-			timeout = (int)(retry_at - mono_ms()) + 1;
+		else if (retry_at > notifyd_now_ms() && retry_at - notifyd_now_ms() < (uint64_t)timeout)
+			timeout = (int)(retry_at - notifyd_now_ms()) + 1;
 		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR)
 			break;
 		while ((n = xqueue_drain(p->pushq, jobs, JOB_BATCH)) > 0) {
@@ -322,7 +315,7 @@ static void *publisher_main(void *arg)
 			if (failed) {
 				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 				publisher_disconnect(p, "broker connection lost before the confirm");
-				retry_at = mono_ms() + delay;
+				retry_at = notifyd_now_ms() + delay;
 			}
 			if (n < JOB_BATCH)
 				break;
@@ -330,7 +323,7 @@ static void *publisher_main(void *arg)
 		if (p->connected && publisher_read_frames(p) < 0) {
 			log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 			publisher_disconnect(p, "broker connection lost before the confirm");
-			retry_at = mono_ms() + delay;
+			retry_at = notifyd_now_ms() + delay;
 		}
 	}
 	publisher_disconnect(p, "shutting down");
@@ -349,7 +342,7 @@ struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqu
 	p->resultq = resultq;
 	p->seqmask = 4095;
 	p->seqst = calloc(p->seqmask + 1, 1);
-	p->seed = (unsigned int)(mono_ms() ^ ((uint64_t)getpid() << 16));
+	p->seed = (unsigned int)(notifyd_now_ms() ^ ((uint64_t)getpid() << 16));
 	atomic_init(&p->stop, false);
 	p->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->seqst == NULL || p->ctl_fd < 0 ||
