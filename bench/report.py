@@ -116,6 +116,24 @@ def complete_str(r):
     return "%d/%d" % (b.get("complete", 0), b.get("broadcasts", 0))
 
 
+def cpu_per_conn(r):
+    """Server CPU (whole run, mostly the connects) per connection, in us."""
+    cpu, n = r.get("server_cpu_s"), g(r, "ws", "connected")
+    if not isinstance(cpu, (int, float)) or not n:
+        return None
+    return cpu * 1e6 / n
+
+
+def processes(r):
+    lab = g(r, "ws", "label") or ""
+    if lab.startswith("processes="):
+        try:
+            return int(lab.split("=", 1)[1])
+        except ValueError:
+            return None
+    return None
+
+
 def goal_check(value, op, limit):
     if not isinstance(value, (int, float)):
         return "n/a"
@@ -143,10 +161,22 @@ def rows_for(scen, runs):
         row("server RSS KB/conn (lower)", "kb", lambda r: g(r, "ws", "rss_per_conn_kb"),
             lambda v: "< 4 KB " + goal_check(v["notifyd"], "<", 4.0))
         row("connect rate conn/s", "rate", lambda r: g(r, "ws", "connect_rate"))
-    elif scen == "storm":
+    elif scen in ("storm", "stormjwt"):
+        # The goal is stated with JWT verification: it is checked on stormjwt.
         row("connected", "int", lambda r: g(r, "ws", "connected"))
         row("new conn/s (higher)", "rate", lambda r: g(r, "ws", "connect_rate"),
-            lambda v: ">= 30000 " + goal_check(v["notifyd"], ">=", 30000))
+            (lambda v: ">= 30000 " + goal_check(v["notifyd"], ">=", 30000)) if scen == "stormjwt" else None)
+        row("server CPU us/conn", "us", lambda r: cpu_per_conn(r))
+    elif scen.startswith("multi"):
+        row("processes", "int", lambda r: processes(r))
+        row("connected", "int", lambda r: g(r, "ws", "connected"))
+        row("server RSS KB/conn (lower)", "kb", lambda r: g(r, "ws", "rss_per_conn_kb"),
+            lambda v: "< 4 KB " + goal_check(v["notifyd"], "<", 4.0))
+        row("connect rate conn/s", "rate", lambda r: g(r, "ws", "connect_rate"))
+        row("broadcasts complete", "str", complete_str)
+        row("reach-all p50 ms", "ms", lambda r: reach(r, "p50_ms"))
+        row("reach-all p99 ms", "ms", lambda r: reach(r, "p99_ms"))
+        row("missing/dup/order", "str", loss_str)
     elif scen.startswith("unicast"):
         rate = scen[len("unicast"):]
         if rate == "max":
@@ -197,7 +227,7 @@ def rows_for(scen, runs):
 def order_key(s):
     # Longest prefix first when matching, table order by index.
     base = [(3, "broadcast3x"), (0, "idle"), (1, "storm"), (2, "unicast"), (2.5, "broadcast"),
-            (4, "bcastmax"), (5, "push")]
+            (4, "bcastmax"), (5, "push"), (6, "multi")]
     for i, b in base:
         if s.startswith(b):
             rest = s[len(b):]
@@ -207,7 +237,7 @@ def order_key(s):
                 try:
                     n = int(rest) if rest else 0
                 except ValueError:
-                    n = 0
+                    n = 1   # stormjwt after storm
             return (i, n)
     return (99, 0)
 

@@ -36,6 +36,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -88,6 +90,7 @@ struct opts {
 	double idle_exit;
 	const char *label;
 	const char *user_prefix;
+	const char *jwt_secret;	/* HS256 tokens, sent as Authorization: Bearer */
 };
 
 /* What one process sends back to the parent. */
@@ -562,10 +565,58 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	conn_failed(c, 0, why);
 }
 
+static size_t b64url(char *out, const unsigned char *in, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o2 = 0, i;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+
+		out[o2++] = tab[v >> 18 & 63];
+		out[o2++] = tab[v >> 12 & 63];
+		out[o2++] = tab[v >> 6 & 63];
+		out[o2++] = tab[v & 63];
+	}
+	if (n - i == 1) {
+		out[o2++] = tab[in[i] >> 2];
+		out[o2++] = tab[(in[i] & 3) << 4];
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+
+		out[o2++] = tab[v >> 10 & 63];
+		out[o2++] = tab[v >> 4 & 63];
+		out[o2++] = tab[(v & 15) << 2];
+	}
+	out[o2] = '\0';
+	return o2;
+}
+
+/* "Authorization: Bearer <HS256 token for user>\r\n", signed here, once per
+ * connection, as an application server would have done it. */
+static void jwt_header(char *out, size_t len, const char *user)
+{
+	char claims[256], tok[600];
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	size_t n;
+
+	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"exp\":%llu}", user,
+	    (unsigned long long)(now_real_ns() / 1000000000u + 3600));
+	/* {"alg":"HS256","typ":"JWT"} */
+	n = (size_t)snprintf(tok, sizeof(tok), "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.");
+	n += b64url(tok + n, (const unsigned char *)claims, strlen(claims));
+	HMAC(EVP_sha256(), o.jwt_secret, (int)strlen(o.jwt_secret), (const unsigned char *)tok, n, mac,
+	    &maclen);
+	tok[n++] = '.';
+	b64url(tok + n, mac, maclen);
+	snprintf(out, len, "Authorization: Bearer %s\r\n", tok);
+}
+
 static void conn_start(struct conn *c)
 {
 	struct sockaddr_in src;
-	char req[1024], user[160], path[600];
+	char req[1600], user[160], path[600], auth[700] = "";
 	int fd, one = 1;
 	unsigned char key[16];
 	char key64[32];
@@ -637,11 +688,13 @@ static void conn_start(struct conn *c)
 		key64[k++] = '=';
 		key64[k] = '\0';
 	}
+	if (o.jwt_secret != NULL)
+		jwt_header(auth, sizeof(auth), user);
 	snprintf(req, sizeof(req),
 	    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
 	    path, o.host, o.port, key64,
-	    o.proto == PROTO_STOMP ? "Sec-WebSocket-Protocol: v12.stomp, v11.stomp, v10.stomp\r\n" : "");
+	    o.proto == PROTO_STOMP ? "Sec-WebSocket-Protocol: v12.stomp, v11.stomp, v10.stomp\r\n" : "", auth);
 	bufferevent_write(c->bev, req, strlen(req));
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&dst, sizeof(dst)) != 0) {
 		conn_failed(c, 0, strerror(errno));
@@ -859,7 +912,8 @@ static void usage(void)
 	    "  --expect-bcast B       broadcasts the publisher sends (seq 0..B-1)\n"
 	    "  --duration S           longest run after ready (default 60)\n"
 	    "  --idle-exit S          stop after S s without a message (default 3)\n"
-	    "  --label S              copied into the JSON output\n");
+	    "  --label S              copied into the JSON output\n"
+	    "  --jwt-secret S         send an HS256 token (sub = user id) as Authorization: Bearer\n");
 	exit(2);
 }
 
@@ -875,7 +929,7 @@ int main(int argc, char **argv)
 		{ "hold", 1, 0, 11 }, { "expect-unicast", 1, 0, 12 }, { "expect-bcast", 1, 0, 13 },
 		{ "unicast-users", 1, 0, 14 }, { "duration", 1, 0, 15 }, { "idle-exit", 1, 0, 16 },
 		{ "label", 1, 0, 17 }, { "user-prefix", 1, 0, 18 }, { "exchange", 1, 0, 19 },
-		{ "stall-timeout", 1, 0, 20 },
+		{ "stall-timeout", 1, 0, 20 }, { "jwt-secret", 1, 0, 21 },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
 	};
 	int ch, path_set = 0, proto_set = 0;
@@ -971,6 +1025,7 @@ int main(int argc, char **argv)
 		case 18: o.user_prefix = optarg; break;
 		case 19: o.exchange = optarg; break;
 		case 20: o.stall_timeout = parse_double_opt(PROG, "--stall-timeout", optarg); break;
+		case 21: o.jwt_secret = optarg; break;
 		default: usage();
 		}
 	}
