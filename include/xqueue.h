@@ -3,9 +3,10 @@
  * Promises: a FIFO of fixed-size elements (copied in and out, so a crossing
  * needs no allocation per item) guarded by one mutex.  The receiver is woken
  * either by a condition variable (xqueue_pop_wait, for worker threads) or by
- * an eventfd that becomes readable when the queue goes from empty to
- * non-empty (xqueue_fd, for an event loop or a poll(2) loop); the receiver
- * then takes everything with xqueue_drain.  Pushing never blocks on a full
+ * an eventfd that is readable exactly while the queue holds something the
+ * receiver has not been told about (xqueue_fd, for an event loop or a
+ * poll(2) loop); the receiver then takes everything with xqueue_drain,
+ * which costs no system call when nothing was pushed.  Pushing never blocks on a full
  * queue: the ring grows (callers bound the depth by other means, e.g. the
  * AMQP prefetch).  xqueue_close() wakes every waiter for shutdown.
  */
@@ -22,6 +23,7 @@ struct xqueue {
 	unsigned char *ring;
 	size_t elem, cap, head, count;
 	int efd;		/* -1 when the receiver uses the condition variable */
+	bool signalled;		/* efd's counter is non-zero (it is read only under mu) */
 	bool closed;
 	const char *name;	/* for logs: what crosses here */
 };
@@ -38,9 +40,9 @@ int xqueue_push(struct xqueue *q, const void *item);
  * when the queue is closed and empty. */
 int xqueue_pop_wait(struct xqueue *q, void *out);
 
-/* Copy out up to max elements without blocking; clears the eventfd first, so
- * a push that races with the drain wakes the receiver again.  Returns the
- * number copied. */
+/* Copy out up to max elements without blocking; clears the eventfd, and sets
+ * it again when elements are left behind (max reached).  Returns the number
+ * copied. */
 size_t xqueue_drain(struct xqueue *q, void *out, size_t max);
 
 int xqueue_fd(const struct xqueue *q);

@@ -61,28 +61,35 @@ static int xqueue_grow(struct xqueue *q)
 	return 0;
 }
 
+/* Under mu, so that efd's counter and signalled always agree: a receiver
+ * that sees nothing signalled need not read the eventfd. */
+static void xqueue_signal(struct xqueue *q)
+{
+	uint64_t one = 1;
+
+	if (q->efd < 0 || q->signalled)
+		return;
+	while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+	q->signalled = true;
+}
+
 int xqueue_push(struct xqueue *q, const void *item)
 {
-	bool was_empty;
-
 	pthread_mutex_lock(&q->mu);
 	if (q->closed || (q->count == q->cap && xqueue_grow(q) < 0)) {
 		pthread_mutex_unlock(&q->mu);
 		return -1;
 	}
 	memcpy(q->ring + ((q->head + q->count) % q->cap) * q->elem, item, q->elem);
-	was_empty = q->count++ == 0;
+	q->count++;
+	/* The receiver drains everything it finds, so pushes made while it is
+	 * already signalled ride on the same wake-up. */
 	if (q->efd < 0)
 		pthread_cond_signal(&q->cond);
+	else
+		xqueue_signal(q);
 	pthread_mutex_unlock(&q->mu);
-	/* Only the empty -> non-empty edge needs a wake-up: the receiver drains
-	 * everything it finds, so later pushes ride on the same one. */
-	if (was_empty && q->efd >= 0) {
-		uint64_t one = 1;
-
-		while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
-	}
 	return 0;
 }
 
@@ -106,13 +113,14 @@ size_t xqueue_drain(struct xqueue *q, void *out, size_t max)
 {
 	size_t n = 0;
 
-	if (q->efd >= 0) {
+	pthread_mutex_lock(&q->mu);
+	if (q->signalled) {
 		uint64_t v;
 
 		while (read(q->efd, &v, sizeof(v)) < 0 && errno == EINTR)
 			;
+		q->signalled = false;
 	}
-	pthread_mutex_lock(&q->mu);
 	while (n < max && q->count > 0) {
 		memcpy((unsigned char *)out + n * q->elem, q->ring + q->head * q->elem, q->elem);
 		q->head = (q->head + 1) % q->cap;
@@ -120,12 +128,8 @@ size_t xqueue_drain(struct xqueue *q, void *out, size_t max)
 		n++;
 	}
 	/* Leftovers (max reached) must not be stranded without a wake-up. */
-	if (q->count > 0 && q->efd >= 0) {
-		uint64_t one = 1;
-
-		while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
-	}
+	if (q->count > 0)
+		xqueue_signal(q);
 	pthread_mutex_unlock(&q->mu);
 	return n;
 }
@@ -140,11 +144,6 @@ void xqueue_close(struct xqueue *q)
 	pthread_mutex_lock(&q->mu);
 	q->closed = true;
 	pthread_cond_broadcast(&q->cond);
+	xqueue_signal(q);
 	pthread_mutex_unlock(&q->mu);
-	if (q->efd >= 0) {
-		uint64_t one = 1;
-
-		while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
-	}
 }
