@@ -24,13 +24,17 @@ struct amqp_publisher;
 struct push_msg {
 	char routing_key[TARGET_ID_MAX + 8];	/* "user.<id>" or "broadcast" */
 	size_t len;
-	char *body;				/* malloc'd, owned by the job */
+	const char *body;			/* owned, or inside the msgs block */
+	char *owned;				/* malloc'd body, or NULL */
 };
 
+/* msgs is one malloc'd block: the array of n, optionally followed by the
+ * body of a single message (body points there, owned is NULL), so the
+ * common one-message push costs one allocation. */
 struct push_job {
 	uint64_t id;
 	uint32_t n;
-	struct push_msg *msgs;			/* malloc'd array of n */
+	struct push_msg *msgs;
 };
 
 struct push_result {

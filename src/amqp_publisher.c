@@ -3,6 +3,8 @@
 #include "amqp_publisher.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,12 +50,17 @@ struct amqp_publisher {
 	struct pending *fifo;
 	size_t fhead, fcount, fcap;
 	unsigned int seed;
+	uint64_t serviced_ms;		/* last call in with nothing to read */
+	/* Results of this pass, handed to the loop together at its end: one
+	 * eventfd write for a burst of confirms instead of one per job. */
+	struct push_result *out;
+	size_t nout, capout;
 };
 
 void push_job_free(struct push_job *j)
 {
 	for (uint32_t i = 0; i < j->n; i++)
-		free(j->msgs[i].body);
+		free(j->msgs[i].owned);
 	free(j->msgs);
 	j->msgs = NULL;
 	j->n = 0;
@@ -61,14 +69,46 @@ void push_job_free(struct push_job *j)
 static void publisher_result(struct amqp_publisher *p, uint64_t id, uint16_t status,
     uint32_t count, const char *why)
 {
-	struct push_result r;
+	struct push_result r, *slot = &r;
 
-	memset(&r, 0, sizeof(r));
-	r.id = id;
-	r.status = status;
-	r.count = count;
-	snprintf(r.why, sizeof(r.why), "%s", why);
-	(void)xqueue_push(p->resultq, &r);
+	if (p->nout == p->capout) {
+		size_t ncap = p->capout ? p->capout * 2 : 64;
+		struct push_result *n = realloc(p->out, ncap * sizeof(*n));
+
+		if (n != NULL) {
+			p->out = n;
+			p->capout = ncap;
+		}
+	}
+	if (p->nout < p->capout)
+		slot = &p->out[p->nout++];
+	memset(slot, 0, sizeof(*slot));
+	slot->id = id;
+	slot->status = status;
+	slot->count = count;
+	if (why[0] != '\0')
+		snprintf(slot->why, sizeof(slot->why), "%s", why);
+	/* Out of memory for the batch: this one goes alone. */
+	if (slot == &r)
+		(void)xqueue_push(p->resultq, &r);
+}
+
+static void publisher_flush_results(struct amqp_publisher *p)
+{
+	for (size_t i = 0; i < p->nout; i++)
+		(void)xqueue_push(p->resultq, &p->out[i]);
+	p->nout = 0;
+}
+
+/* Cork the socket around a burst of publishes: rabbitmq-c sends three
+ * frames per message, and without the cork the last of them pushes a
+ * segment (and the broker's read) per message. */
+static void publisher_cork(struct amqp_publisher *p, int on)
+{
+	int fd = amqp_get_sockfd(p->link.conn);
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
 }
 
 /* Fail everything that waits for a confirm: its channel is gone, so the
@@ -174,7 +214,7 @@ static int publisher_publish(struct amqp_publisher *p, struct push_job *j)
 	pd.n = j->n;
 	pd.nacked = false;
 	for (uint32_t i = 0; i < j->n; i++) {
-		amqp_bytes_t body = { j->msgs[i].len, j->msgs[i].body };
+		amqp_bytes_t body = { j->msgs[i].len, (void *)j->msgs[i].body };
 		int st = amqp_basic_publish(p->link.conn, AMQP_LINK_CHANNEL,
 		    amqp_cstring_bytes(p->cfg->amqp_exchange),
 		    amqp_cstring_bytes(j->msgs[i].routing_key), 0, 0, &props, body);
@@ -232,38 +272,46 @@ static void publisher_confirm(struct amqp_publisher *p, uint64_t tag, bool multi
 	}
 }
 
-/* Returns -1 when the link failed. */
-static int publisher_read_frames(struct amqp_publisher *p)
+static int publisher_on_frame(struct amqp_publisher *p, const struct amqp_link_frame *f)
 {
+	switch (f->ev) {
+	case LINK_FATAL:
+		return -1;
+	case LINK_CONFIRM_ACK:
+		publisher_confirm(p, f->tag, f->multiple, 1);
+		break;
+	case LINK_CONFIRM_NACK:
+		publisher_confirm(p, f->tag, f->multiple, 2);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* Handle every frame rabbitmq-c holds, plus one read from the socket when
+ * poll said it is readable.  service: call in even with nothing to read,
+ * for the heartbeats rabbitmq-c only sends from inside its calls.  Every
+ * frame a call returns is handled (a confirm dropped here would leave its
+ * requests waiting until push_timeout).  Returns -1 when the link failed. */
+static int publisher_read_frames(struct amqp_publisher *p, bool readable, bool service)
+{
+	amqp_connection_state_t c = p->link.conn;
+
 	for (;;) {
 		struct amqp_link_frame f;
+		bool buffered = amqp_data_in_buffer(c) || amqp_frames_enqueued(c);
 
-		if (!amqp_data_in_buffer(p->link.conn) && !amqp_frames_enqueued(p->link.conn)) {
-			struct pollfd pfd = { .fd = amqp_get_sockfd(p->link.conn), .events = POLLIN };
-
-			if (poll(&pfd, 1, 0) <= 0) {
-				/* Still call in once: it sends due heartbeats. */
-				amqp_link_next_frame(&p->link, NULL, &f);
-				return f.ev == LINK_FATAL ? -1 : 0;
-			}
+		if (!buffered) {
+			if (!readable && !service)
+				return 0;
+			readable = false;
+			service = false;
+			p->serviced_ms = notifyd_now_ms();
 		}
 		amqp_link_next_frame(&p->link, NULL, &f);
-		switch (f.ev) {
-		case LINK_FATAL:
+		if (publisher_on_frame(p, &f) < 0)
 			return -1;
-		case LINK_CONFIRM_ACK:
-			publisher_confirm(p, f.tag, f.multiple, 1);
-			break;
-		case LINK_CONFIRM_NACK:
-			publisher_confirm(p, f.tag, f.multiple, 2);
-			break;
-		case LINK_NONE:
-			if (!amqp_data_in_buffer(p->link.conn) && !amqp_frames_enqueued(p->link.conn))
-				return 0;
-			break;
-		default:
-			break;
-		}
 	}
 }
 
@@ -280,7 +328,8 @@ static void *publisher_main(void *arg)
 		struct push_job jobs[JOB_BATCH];
 		struct pollfd pfd[3];
 		size_t n;
-		int nfd = 0, timeout = poll_ms;
+		int nfd = 0, timeout = poll_ms, ready;
+		bool corked;
 
 		if (!p->connected && notifyd_now_ms() >= retry_at) {
 			if (publisher_connect(p) == 0) {
@@ -296,15 +345,28 @@ static void *publisher_main(void *arg)
 		}
 		pfd[nfd++] = (struct pollfd){ .fd = xqueue_fd(p->pushq), .events = POLLIN };
 		pfd[nfd++] = (struct pollfd){ .fd = p->ctl_fd, .events = POLLIN };
-		if (p->connected)
+		if (p->connected) {
 			pfd[nfd++] = (struct pollfd){ .fd = amqp_get_sockfd(p->link.conn), .events = POLLIN };
-		else if (retry_at > notifyd_now_ms() && retry_at - notifyd_now_ms() < (uint64_t)timeout)
+			/* Frames rabbitmq-c already took off the socket (it reads
+			 * while a send would block) make no POLLIN. */
+			if (amqp_data_in_buffer(p->link.conn) || amqp_frames_enqueued(p->link.conn))
+				timeout = 0;
+		} else if (retry_at > notifyd_now_ms() && retry_at - notifyd_now_ms() < (uint64_t)timeout) {
 			timeout = (int)(retry_at - notifyd_now_ms()) + 1;
-		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR)
+		}
+		ready = poll(pfd, (nfds_t)nfd, timeout);
+		if (ready < 0 && errno != EINTR)
 			break;
-		while ((n = xqueue_drain(p->pushq, jobs, JOB_BATCH)) > 0) {
+		/* xqueue keeps the eventfd readable while jobs wait that no
+		 * drain has taken, so a pass without POLLIN skips the drain. */
+		corked = false;
+		while ((pfd[0].revents & POLLIN) && (n = xqueue_drain(p->pushq, jobs, JOB_BATCH)) > 0) {
 			int failed = 0;
 
+			if (p->connected && !corked && (n > 1 || jobs[0].n > 1)) {
+				publisher_cork(p, 1);
+				corked = true;
+			}
 			for (size_t i = 0; i < n; i++) {
 				if (!failed && publisher_publish(p, &jobs[i]) < 0)
 					failed = 1;
@@ -316,17 +378,27 @@ static void *publisher_main(void *arg)
 				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 				publisher_disconnect(p, "broker connection lost before the confirm");
 				retry_at = notifyd_now_ms() + delay;
+				corked = false;
 			}
 			if (n < JOB_BATCH)
 				break;
 		}
-		if (p->connected && publisher_read_frames(p) < 0) {
-			log_warn("publisher_lost", "error=\"%s\"", p->link.error);
-			publisher_disconnect(p, "broker connection lost before the confirm");
-			retry_at = notifyd_now_ms() + delay;
+		if (corked)
+			publisher_cork(p, 0);
+		if (p->connected) {
+			bool readable = nfd == 3 && (pfd[2].revents & (POLLIN | POLLERR | POLLHUP));
+			bool service = ready == 0 || notifyd_now_ms() - p->serviced_ms >= (uint64_t)poll_ms;
+
+			if (publisher_read_frames(p, readable, service) < 0) {
+				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
+				publisher_disconnect(p, "broker connection lost before the confirm");
+				retry_at = notifyd_now_ms() + delay;
+			}
 		}
+		publisher_flush_results(p);
 	}
 	publisher_disconnect(p, "shutting down");
+	publisher_flush_results(p);
 	return NULL;
 }
 
@@ -372,8 +444,10 @@ void amqp_publisher_stop(struct amqp_publisher *p)
 		publisher_result(p, j.id, 503, 0, "shutting down");
 		push_job_free(&j);
 	}
+	publisher_flush_results(p);
 	close(p->ctl_fd);
 	free(p->seqst);
 	free(p->fifo);
+	free(p->out);
 	free(p);
 }

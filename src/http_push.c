@@ -27,6 +27,8 @@
 
 #define PEND_BUCKETS 4096
 #define KEY_DIGEST 32
+/* Spare pend records kept for reuse; beyond this they go back to malloc. */
+#define PEND_SPARE_MAX 1024
 
 /* A request waiting for the broker's confirm.  Deadlines are all
  * push_timeout after arrival, so the FIFO is also ordered by deadline. */
@@ -42,14 +44,47 @@ struct pend {
 struct http_push {
 	struct gateway *gw;
 	struct xqueue *pushq, *resultq;
-	struct event *result_ev, *timer_ev;
+	struct event *result_ev, *timer_ev, *flush_ev;
 	uint8_t (*keys)[KEY_DIGEST];	/* SHA-256 of each accepted key */
 	size_t nkeys;
+	/* Fetched once: an implicit fetch per request (EVP_sha256() in
+	 * OpenSSL 3) doubled the cost of checking the key. */
+	const EVP_MD *md;		/* fetched (ours to free) from OpenSSL 3 on */
+	EVP_MD_CTX *mdctx;
 	uint64_t next_id;
 	struct pend *head, *tail;
 	struct pend *bucket[PEND_BUCKETS];
 	size_t npending;
+	struct pend *spare;		/* freed records, linked by next */
+	size_t nspare;
+	/* Jobs accepted during this pass of the loop, handed to the publisher
+	 * together by flush_ev: one wake-up of its thread for all of them. */
+	struct push_job *stash;
+	size_t nstash, capstash;
 };
+
+static struct pend *pend_get(struct http_push *hp)
+{
+	struct pend *p = hp->spare;
+
+	if (p == NULL)
+		return calloc(1, sizeof(*p));
+	hp->spare = p->next;
+	hp->nspare--;
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+static void pend_put(struct http_push *hp, struct pend *p)
+{
+	if (hp->nspare >= PEND_SPARE_MAX) {
+		free(p);
+		return;
+	}
+	p->next = hp->spare;
+	hp->spare = p;
+	hp->nspare++;
+}
 
 static void push_reply(struct http_push *hp, struct evhttp_request *req, int status, const char *why)
 {
@@ -77,6 +112,15 @@ static void pend_unlink(struct http_push *hp, struct pend *p)
 	hp->npending--;
 }
 
+static struct pend *pend_find(struct http_push *hp, uint64_t id)
+{
+	struct pend *p = hp->bucket[id % PEND_BUCKETS];
+
+	while (p != NULL && p->id != id)
+		p = p->hnext;
+	return p;
+}
+
 static void push_on_result(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_push *hp = arg;
@@ -87,25 +131,32 @@ static void push_on_result(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while ((n = xqueue_drain(hp->resultq, r, 64)) > 0) {
 		for (size_t i = 0; i < n; i++) {
-			struct pend *p = hp->bucket[r[i].id % PEND_BUCKETS];
+			struct pend *p = pend_find(hp, r[i].id);
 
-			while (p != NULL && p->id != r[i].id)
-				p = p->hnext;
 			if (p == NULL)
 				continue;	/* answered already: it timed out */
 			pend_unlink(hp, p);
 			if (r[i].status == 202) {
-				char body[96];
-				int len = snprintf(body, sizeof(body), "{\"status\":\"queued\",\"count\":%u}\n", r[i].count);
+				static const char one[] = "{\"status\":\"queued\",\"count\":1}\n";
 
+				/* A single notification is the common case: its
+				 * body never changes. */
+				if (r[i].count == 1) {
+					http_reply_json(p->req, 202, one, sizeof(one) - 1);
+				} else {
+					char body[96];
+					int len = snprintf(body, sizeof(body), "{\"status\":\"queued\",\"count\":%u}\n",
+					    r[i].count);
+
+					http_reply_json(p->req, 202, body, (size_t)len);
+				}
 				stats_add(&hp->gw->stats->push_status[PUSH_202], 1);
 				stats_add(&hp->gw->stats->push_messages, r[i].count);
-				http_reply_json(p->req, 202, body, (size_t)len);
 			} else {
 				log_warn("push_failed", "id=%llu why=\"%s\"", (unsigned long long)p->id, r[i].why);
 				push_reply(hp, p->req, 503, r[i].why);
 			}
-			free(p);
+			pend_put(hp, p);
 		}
 		if (n < 64)
 			break;
@@ -125,13 +176,13 @@ static void push_on_timer(evutil_socket_t fd, short what, void *arg)
 		pend_unlink(hp, p);
 		log_warn("push_timeout", "id=%llu messages=%u", (unsigned long long)p->id, p->n);
 		push_reply(hp, p->req, 503, "broker did not confirm in time");
-		free(p);
+		pend_put(hp, p);
 	}
 }
 
 /* Constant time in the key's content: every configured key is compared in
  * full, through digests of equal length. */
-static bool push_key_ok(const struct http_push *hp, const char *auth)
+static bool push_key_ok(struct http_push *hp, const char *auth)
 {
 	uint8_t d[KEY_DIGEST];
 	unsigned int dl = 0;
@@ -143,7 +194,8 @@ static bool push_key_ok(const struct http_push *hp, const char *auth)
 	tok = auth + 7;
 	while (*tok == ' ')
 		tok++;
-	if (*tok == '\0' || !EVP_Digest(tok, strlen(tok), d, &dl, EVP_sha256(), NULL))
+	if (*tok == '\0' || !EVP_DigestInit_ex(hp->mdctx, hp->md, NULL) ||
+	    !EVP_DigestUpdate(hp->mdctx, tok, strlen(tok)) || !EVP_DigestFinal_ex(hp->mdctx, d, &dl))
 		return false;
 	for (size_t i = 0; i < hp->nkeys; i++)
 		match |= CRYPTO_memcmp(d, hp->keys[i], KEY_DIGEST) == 0;
@@ -151,12 +203,13 @@ static bool push_key_ok(const struct http_push *hp, const char *auth)
 	return match != 0;
 }
 
-/* Validate one notification object and fill m.  Returns NULL or why not. */
+/* Validate one notification object and fill m.  raw (a single object) is
+ * copied to inline, the space behind the msgs block; a batch member is
+ * printed into a malloc'd body of its own.  Returns NULL or why not. */
 static const char *push_prepare(const struct config *cfg, const cJSON *obj, const char *raw,
-    size_t rawlen, struct push_msg *m)
+    size_t rawlen, char *inline_body, struct push_msg *m)
 {
 	struct target t;
-	char *text;
 	int rc;
 
 	if (!cJSON_IsObject(obj))
@@ -177,18 +230,16 @@ static const char *push_prepare(const struct config *cfg, const cJSON *obj, cons
 	}
 	if (raw != NULL) {
 		/* A single object travels byte for byte. */
-		text = malloc(rawlen);
-		if (text == NULL)
-			return "out of memory";
-		memcpy(text, raw, rawlen);
+		memcpy(inline_body, raw, rawlen);
+		m->body = inline_body;
 		m->len = rawlen;
 	} else {
-		text = cJSON_PrintUnformatted(obj);
-		if (text == NULL)
+		m->owned = cJSON_PrintUnformatted(obj);
+		if (m->owned == NULL)
 			return "out of memory";
-		m->len = strlen(text);
+		m->body = m->owned;
+		m->len = strlen(m->owned);
 	}
-	m->body = text;
 	if (m->len > cfg->max_message_size)
 		return "notification larger than max_message_size";
 	return NULL;
@@ -203,6 +254,46 @@ static void trim(const char **p, size_t *n)
 	while (*n > 0 && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t' ||
 	    (*p)[*n - 1] == '\r' || (*p)[*n - 1] == '\n'))
 		(*n)--;
+}
+
+static int push_stash_grow(struct http_push *hp)
+{
+	size_t ncap = hp->capstash ? hp->capstash * 2 : 64;
+	struct push_job *n = realloc(hp->stash, ncap * sizeof(*n));
+
+	if (n == NULL)
+		return -1;
+	hp->stash = n;
+	hp->capstash = ncap;
+	return 0;
+}
+
+/* Runs once per loop pass that accepted pushes, after the requests of that
+ * pass (an activated event goes to the end of the active queue): the
+ * publisher's eventfd is written once for the whole stash. */
+static void push_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_push *hp = arg;
+	size_t n = hp->nstash;
+
+	(void)fd;
+	(void)what;
+	hp->nstash = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct push_job *j = &hp->stash[i];
+		struct pend *p;
+
+		if (xqueue_push(hp->pushq, j) == 0)
+			continue;
+		/* Closed for shutdown: nobody will publish it. */
+		p = pend_find(hp, j->id);
+		push_job_free(j);
+		if (p == NULL)
+			continue;
+		pend_unlink(hp, p);
+		push_reply(hp, p->req, 503, "shutting down");
+		pend_put(hp, p);
+	}
 }
 
 void http_push_handle(struct http_push *hp, struct evhttp_request *req)
@@ -270,26 +361,32 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		}
 		cJSON_ArrayForEach(it, root) {
 			job.n = i + 1;
-			why = push_prepare(cfg, it, NULL, 0, &job.msgs[i++]);
+			why = push_prepare(cfg, it, NULL, 0, NULL, &job.msgs[i++]);
 			if (why != NULL)
 				goto bad;
 		}
 	} else {
-		job.msgs = calloc(1, sizeof(*job.msgs));
+		job.msgs = malloc(sizeof(*job.msgs) + len);
 		if (job.msgs == NULL) {
 			why = "out of memory";
 			status = 503;
 			goto bad;
 		}
+		memset(job.msgs, 0, sizeof(*job.msgs));
 		job.n = 1;
-		why = push_prepare(cfg, root, text, len, &job.msgs[0]);
+		why = push_prepare(cfg, root, text, len, (char *)(job.msgs + 1), &job.msgs[0]);
 		if (why != NULL)
 			goto bad;
 	}
 	cJSON_Delete(root);
 	root = NULL;
 
-	p = calloc(1, sizeof(*p));
+	if (hp->nstash == hp->capstash && push_stash_grow(hp) < 0) {
+		why = "out of memory";
+		status = 503;
+		goto bad;
+	}
+	p = pend_get(hp);
 	if (p == NULL) {
 		why = "out of memory";
 		status = 503;
@@ -300,12 +397,9 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 	p->req = req;
 	p->n = job.n;
 	p->deadline_ms = notifyd_now_ms() + cfg->push_timeout_ms;
-	if (xqueue_push(hp->pushq, &job) < 0) {
-		free(p);
-		why = "shutting down";
-		status = 503;
-		goto bad;
-	}
+	hp->stash[hp->nstash++] = job;
+	if (hp->nstash == 1)
+		event_active(hp->flush_ev, EV_TIMEOUT, 0);
 	p->hnext = hp->bucket[p->id % PEND_BUCKETS];
 	hp->bucket[p->id % PEND_BUCKETS] = p;
 	p->prev = hp->tail;
@@ -336,7 +430,7 @@ int http_push_set_keys(struct http_push *hp, const struct config_list *keys)
 	for (size_t i = 0; i < keys->n; i++) {
 		unsigned int dl = 0;
 
-		if (!EVP_Digest(keys->item[i], strlen(keys->item[i]), k[i], &dl, EVP_sha256(), NULL)) {
+		if (!EVP_Digest(keys->item[i], strlen(keys->item[i]), k[i], &dl, hp->md, NULL)) {
 			free(k);
 			return -1;
 		}
@@ -359,9 +453,17 @@ struct http_push *http_push_new(struct gateway *gw, struct xqueue *pushq, struct
 	hp->gw = gw;
 	hp->pushq = pushq;
 	hp->resultq = resultq;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	hp->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+#else
+	hp->md = EVP_sha256();
+#endif
+	hp->mdctx = EVP_MD_CTX_new();
 	hp->result_ev = event_new(gw->base, xqueue_fd(resultq), EV_READ | EV_PERSIST, push_on_result, hp);
 	hp->timer_ev = event_new(gw->base, -1, EV_PERSIST, push_on_timer, hp);
-	if (hp->result_ev == NULL || hp->timer_ev == NULL || event_add(hp->result_ev, NULL) < 0 ||
+	hp->flush_ev = event_new(gw->base, -1, 0, push_flush, hp);
+	if (hp->md == NULL || hp->mdctx == NULL || hp->flush_ev == NULL ||
+	    hp->result_ev == NULL || hp->timer_ev == NULL || event_add(hp->result_ev, NULL) < 0 ||
 	    event_add(hp->timer_ev, &tick) < 0 || http_push_set_keys(hp, &gw->cfg->push_keys) < 0) {
 		http_push_free(hp);
 		return NULL;
@@ -369,10 +471,20 @@ struct http_push *http_push_new(struct gateway *gw, struct xqueue *pushq, struct
 	return hp;
 }
 
+/* Jobs still in the stash (the loop stopped before flush_ev ran) were never
+ * seen by the publisher: their requests are answered by the caller. */
+static void push_stash_drop(struct http_push *hp)
+{
+	for (size_t i = 0; i < hp->nstash; i++)
+		push_job_free(&hp->stash[i]);
+	hp->nstash = 0;
+}
+
 void http_push_fail_all(struct http_push *hp, const char *why)
 {
 	if (hp == NULL)
 		return;
+	push_stash_drop(hp);
 	while (hp->head != NULL) {
 		struct pend *p = hp->head;
 
@@ -386,16 +498,30 @@ void http_push_free(struct http_push *hp)
 {
 	if (hp == NULL)
 		return;
+	push_stash_drop(hp);
+	free(hp->stash);
 	while (hp->head != NULL) {
 		struct pend *p = hp->head;
 
 		pend_unlink(hp, p);
 		free(p);
 	}
+	while (hp->spare != NULL) {
+		struct pend *p = hp->spare;
+
+		hp->spare = p->next;
+		free(p);
+	}
 	if (hp->result_ev != NULL)
 		event_free(hp->result_ev);
 	if (hp->timer_ev != NULL)
 		event_free(hp->timer_ev);
+	if (hp->flush_ev != NULL)
+		event_free(hp->flush_ev);
+	EVP_MD_CTX_free(hp->mdctx);
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	EVP_MD_free((EVP_MD *)hp->md);
+#endif
 	if (hp->keys != NULL)
 		OPENSSL_cleanse(hp->keys, hp->nkeys * sizeof(*hp->keys));
 	free(hp->keys);
