@@ -39,13 +39,13 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
     uint64_t expires_ms);
 
-/* Queue msg's frame.  direct: when nothing is queued, write it to the
- * socket right away (the dispatcher allows it for the first notification
- * of a wake-up; later ones are queued so that libevent writes a backlog
- * with one writev per connection).  Returns 1 when queued or written, 0
- * when the connection takes no more data (closing, or it just overflowed
- * and is being closed). */
-int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, bool direct);
+/* Queue msg's frame.  pass numbers the dispatcher's wake-ups: the first
+ * frame a connection gets in a pass is written to the socket right away
+ * when nothing is queued ahead of it; later ones of the same pass are
+ * queued, so that libevent writes a backlog with one writev per connection.
+ * Returns 1 when queued or written, 0 when the connection takes no more
+ * data (closing, or it just overflowed and is being closed). */
+int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pass);
 
 /* Start the close handshake with code (e.g. 1001 at shutdown). */
 void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);

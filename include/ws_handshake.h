@@ -29,6 +29,16 @@ int ws_handshake_check(const struct ws_upgrade_request *rq, const char **why);
 /* out receives WS_ACCEPT_LEN characters and a NUL.  Returns 0, -1 on failure. */
 int ws_handshake_accept(const char *key, char out[WS_ACCEPT_LEN + 1]);
 
+/* The whole 101 answer to a checked upgrade: status line (HTTP/1.1, the
+ * highest version we speak), Upgrade, Connection, Sec-WebSocket-Accept for
+ * key, Sec-WebSocket-Protocol when subprotocol is neither NULL nor "", and
+ * the blank line.  subprotocol must be a token (no CR/LF): ours are
+ * constants.  Returns its length (out is NUL-terminated), 0 when key is
+ * unusable or out too small (WS_RESPONSE_MAX always suffices for a
+ * subprotocol up to 64 bytes). */
+#define WS_RESPONSE_MAX 256
+size_t ws_handshake_response(char *out, size_t outlen, const char *key, const char *subprotocol);
+
 /* Does the comma-separated header value contain token (case-insensitive,
  * optional whitespace around items)? */
 bool ws_header_has_token(const char *value, const char *token);

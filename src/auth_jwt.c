@@ -9,9 +9,13 @@
  *   2. the header, decoded and parsed here, must name exactly the configured
  *      algorithm (libjwt compares alg case-insensitively and takes the last
  *      of duplicate members, so duplicates are refused outright);
- *   3. jwt_decode() always gets our key, never a zero length (which would
- *      make it skip the signature);
- *   4. after decoding, jwt_get_alg() must still be the configured algorithm.
+ *   3. the signature is checked with the configured algorithm and key:
+ *      RSA and EC by jwt_decode(), which always gets our key, never a zero
+ *      length (which would make it skip the signature); HMAC by us, before
+ *      jwt_decode() (libjwt's HMAC() path costs several times the hash), and
+ *      jwt_decode() then gets no key on purpose and only parses;
+ *   4. after decoding, libjwt's view of the algorithm must still be the
+ *      configured one (jwt_get_alg(), or for HMAC its header's alg).
  * Claims are judged on libjwt's own parse (jansson), re-serialized by
  * jwt_get_grants_json() and read back with cJSON, so what was verified and
  * what is checked are one document: jansson has already refused invalid
@@ -33,11 +37,13 @@
 #include <cjson/cJSON.h>
 #include <jwt.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -60,18 +66,19 @@ struct auth_jwt_alg {
 	enum auth_jwt_family family;
 	size_t secret_min;	/* HMAC: RFC 7518 3.2, a key as long as the hash */
 	int curve_nid;		/* EC: RFC 7518 3.4, the curve is fixed by the alg */
+	const char *digest;	/* HMAC: the hash, as OpenSSL names it */
 };
 
 static const struct auth_jwt_alg auth_jwt_algs[] = {
-	{ "HS256", JWT_ALG_HS256, FAMILY_HMAC, 32, NID_undef },
-	{ "HS384", JWT_ALG_HS384, FAMILY_HMAC, 48, NID_undef },
-	{ "HS512", JWT_ALG_HS512, FAMILY_HMAC, 64, NID_undef },
-	{ "RS256", JWT_ALG_RS256, FAMILY_RSA, 0, NID_undef },
-	{ "RS384", JWT_ALG_RS384, FAMILY_RSA, 0, NID_undef },
-	{ "RS512", JWT_ALG_RS512, FAMILY_RSA, 0, NID_undef },
-	{ "ES256", JWT_ALG_ES256, FAMILY_EC, 0, NID_X9_62_prime256v1 },
-	{ "ES384", JWT_ALG_ES384, FAMILY_EC, 0, NID_secp384r1 },
-	{ "ES512", JWT_ALG_ES512, FAMILY_EC, 0, NID_secp521r1 },
+	{ "HS256", JWT_ALG_HS256, FAMILY_HMAC, 32, NID_undef, "SHA256" },
+	{ "HS384", JWT_ALG_HS384, FAMILY_HMAC, 48, NID_undef, "SHA384" },
+	{ "HS512", JWT_ALG_HS512, FAMILY_HMAC, 64, NID_undef, "SHA512" },
+	{ "RS256", JWT_ALG_RS256, FAMILY_RSA, 0, NID_undef, NULL },
+	{ "RS384", JWT_ALG_RS384, FAMILY_RSA, 0, NID_undef, NULL },
+	{ "RS512", JWT_ALG_RS512, FAMILY_RSA, 0, NID_undef, NULL },
+	{ "ES256", JWT_ALG_ES256, FAMILY_EC, 0, NID_X9_62_prime256v1, NULL },
+	{ "ES384", JWT_ALG_ES384, FAMILY_EC, 0, NID_secp384r1, NULL },
+	{ "ES512", JWT_ALG_ES512, FAMILY_EC, 0, NID_secp521r1, NULL },
 };
 
 struct auth_jwt {
@@ -81,6 +88,8 @@ struct auth_jwt {
 	char *issuer;		/* NULL: not checked */
 	char *audience;		/* NULL: not checked */
 	char *user_claim;
+	EVP_MAC_CTX *hmac;	/* HMAC: keyed once here, duplicated per token
+				 * (only ever read, so threads may share it) */
 	uint32_t leeway_s;
 	bool require_exp;
 };
@@ -150,6 +159,8 @@ void auth_jwt_free(struct auth_jwt *a)
 		OPENSSL_cleanse(a->key, a->key_len);
 		free(a->key);
 	}
+	/* Frees (and wipes) its copy of the key. */
+	EVP_MAC_CTX_free(a->hmac);
 	free(a->issuer);
 	free(a->audience);
 	free(a->user_claim);
@@ -324,6 +335,30 @@ static int auth_jwt_load_secret(struct auth_jwt *a, const char *secret, char *er
 	return 0;
 }
 
+/* libjwt's HMAC check (HMAC(), i.e. EVP_Q_mac) fetches the MAC and the
+ * digest, builds and frees a context, and base64-encodes through two BIOs
+ * for every token: most of the cost of a connection with auth = jwt.  So
+ * the keyed context is built once, and a token's MAC is a copy, an update
+ * and a final. */
+static int auth_jwt_hmac_init(struct auth_jwt *a, char *err, size_t errlen)
+{
+	OSSL_PARAM params[2];
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+
+	if (mac != NULL) {
+		a->hmac = EVP_MAC_CTX_new(mac);
+		EVP_MAC_free(mac);	/* the context keeps its own reference */
+	}
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)a->alg->digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (a->hmac == NULL || EVP_MAC_init(a->hmac, a->key, a->key_len, params) != 1) {
+		ERR_clear_error();
+		auth_jwt_errf(err, errlen, "jwt_secret: cannot set up HMAC-%s", a->alg->digest);
+		return -1;
+	}
+	return 0;
+}
+
 struct auth_jwt *auth_jwt_new(const struct auth_jwt_config *cfg, char *err, size_t errlen)
 {
 	const struct auth_jwt_alg *alg;
@@ -368,7 +403,8 @@ struct auth_jwt *auth_jwt_new(const struct auth_jwt_config *cfg, char *err, size
 		goto fail;
 	}
 	if (alg->family == FAMILY_HMAC) {
-		if (auth_jwt_load_secret(a, cfg->secret, err, errlen) != 0)
+		if (auth_jwt_load_secret(a, cfg->secret, err, errlen) != 0 ||
+		    auth_jwt_hmac_init(a, err, errlen) != 0)
 			goto fail;
 	} else if (auth_jwt_load_key(a, cfg->key_file, err, errlen) != 0) {
 		goto fail;
@@ -659,6 +695,74 @@ static int auth_jwt_check_claims(const struct auth_jwt *a, jwt_t *jwt, time_t no
 	return rc;
 }
 
+/* libjwt's own reading of the header (jansson) names alg exactly so. */
+static bool auth_jwt_header_alg_is(jwt_t *jwt, const char *name)
+{
+	const char *alg = jwt_get_header(jwt, "alg");
+
+	return alg != NULL && strcmp(alg, name) == 0;
+}
+
+/* Unpadded base64url of n bytes into out (n * 4 / 3 + 3 bytes); returns the
+ * length.  The same text libjwt compares against (RFC 7515 2). */
+static size_t auth_jwt_b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0, i = 0;
+
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = tab[(v >> 6) & 63];
+		out[o++] = tab[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = tab[(v >> 6) & 63];
+	}
+	return o;
+}
+
+/* The signature of token[0..signed_len) ("header.payload") against its
+ * third segment sig[0..sig_len), compared as libjwt does, as base64url
+ * text, and in constant time (CVE-2024-25189). */
+static int auth_jwt_hmac_check(const struct auth_jwt *a, const char *token, size_t signed_len,
+			       const char *sig, size_t sig_len)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	char want[EVP_MAX_MD_SIZE / 3 * 4 + 4];
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(a->hmac);
+	size_t n = 0, wlen;
+	int rc = AUTH_JWT_OK;
+
+	if (ctx == NULL ||
+	    EVP_MAC_update(ctx, (const unsigned char *)token, signed_len) != 1 ||
+	    EVP_MAC_final(ctx, mac, &n, sizeof(mac)) != 1)
+		rc = AUTH_JWT_INTERNAL;
+	EVP_MAC_CTX_free(ctx);
+	if (rc != AUTH_JWT_OK) {
+		ERR_clear_error();
+		return rc;
+	}
+	wlen = auth_jwt_b64url_encode(mac, n, want);
+	/* The length is the algorithm's, no secret. */
+	if (wlen != sig_len || CRYPTO_memcmp(want, sig, wlen) != 0)
+		rc = AUTH_JWT_BAD_SIGNATURE;
+	OPENSSL_cleanse(mac, sizeof(mac));
+	OPENSSL_cleanse(want, sizeof(want));
+	return rc;
+}
+
 static int auth_jwt_verify_inner(const struct auth_jwt *a, const char *token, size_t len,
 				 time_t now, struct auth_jwt_identity *out)
 {
@@ -675,11 +779,23 @@ static int auth_jwt_verify_inner(const struct auth_jwt *a, const char *token, si
 	if (rc != AUTH_JWT_OK)
 		return rc;
 
+	/* HMAC: the signature is checked here, with the configured hash and
+	 * key whatever the token says, before libjwt parses anything. */
+	if (a->hmac != NULL) {
+		rc = auth_jwt_hmac_check(a, token, dot[1], token + dot[1] + 1, len - dot[1] - 1);
+		if (rc != AUTH_JWT_OK)
+			return rc;
+	}
 	memcpy(buf, token, len);
 	buf[len] = '\0';
-	/* key_len is never 0 here (auth_jwt_new saw to it): libjwt would take
-	 * that as "no key" and skip the signature. */
-	rc = jwt_decode(&jwt, buf, a->key, (int)a->key_len);
+	/* RSA, EC: key_len is never 0 here (auth_jwt_new saw to it): libjwt
+	 * would take that as "no key" and skip the signature.  HMAC: exactly
+	 * that, on purpose; it was checked above, so libjwt only parses (and
+	 * then reports alg "none": its header's alg is compared instead). */
+	if (a->hmac != NULL)
+		rc = jwt_decode(&jwt, buf, NULL, 0);
+	else
+		rc = jwt_decode(&jwt, buf, a->key, (int)a->key_len);
 	/* A failed RSA or EC check leaves errors in this thread's OpenSSL
 	 * queue, where the next SSL_get_error() on this thread would find
 	 * them and misjudge an unrelated TLS connection. */
@@ -688,7 +804,7 @@ static int auth_jwt_verify_inner(const struct auth_jwt *a, const char *token, si
 		jwt_free(jwt);
 		return rc == ENOMEM ? AUTH_JWT_INTERNAL : AUTH_JWT_BAD_SIGNATURE;
 	}
-	if (jwt_get_alg(jwt) != a->alg->id)
+	if (a->hmac != NULL ? !auth_jwt_header_alg_is(jwt, a->alg->name) : jwt_get_alg(jwt) != a->alg->id)
 		rc = AUTH_JWT_BAD_ALG;
 	else
 		rc = auth_jwt_check_claims(a, jwt, now, out);

@@ -32,11 +32,11 @@ struct dispatch {
 	size_t mask;
 	uint64_t next_seq;
 	uint64_t in_flight;
-	/* Notifications that may still be written straight to idle sockets
-	 * in this wake-up: one.  A single notification goes out at once; a
-	 * backlog is queued and written with one writev per connection
-	 * (measured: 5x the broadcast throughput of a send() per frame). */
-	int direct_budget;
+	/* Wake-up number: a connection's first frame of a pass may be written
+	 * straight to its idle socket, the rest of the pass is queued and
+	 * written with one writev per connection (a send() per frame cost 5x
+	 * the broadcast throughput); unicasts to many users all go direct. */
+	uint32_t pass;
 };
 
 void dispatch_msg_release(const void *data, size_t len, void *arg)
@@ -78,19 +78,16 @@ static void dispatch_fan_out(struct dispatch *d, struct msg *m)
 	struct conn_registry *reg = &d->gw->reg;
 	uint64_t now = notifyd_now_ms();
 	uint32_t n = 0;
-	bool direct = d->direct_budget > 0;
 
-	if (direct)
-		d->direct_budget--;
 	m->owner = d;
 	if (m->target.kind == TARGET_USER) {
 		struct user_entry *u = registry_find(reg, m->target.id, m->target.id_len);
 
 		for (struct conn_links *l = u != NULL ? u->conns : NULL; l != NULL; l = l->unext)
-			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now, direct);
+			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now, d->pass);
 	} else {
 		for (struct conn_links *l = reg->all; l != NULL; l = l->next)
-			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now, direct);
+			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now, d->pass);
 	}
 	m->targets = n;
 	stats_add(&d->gw->stats->delivered, n);
@@ -165,7 +162,7 @@ static void dispatch_on_ready(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	d->direct_budget = 1;
+	d->pass++;
 	/* One batch per wake-up: xqueue_drain re-arms the eventfd when more
 	 * wait, so a burst of broadcasts takes turns with /health, new
 	 * connections and writes instead of holding the loop for seconds. */

@@ -217,9 +217,8 @@ static int host_is_local_literal(const char *host)
 /* A page served by notifyd itself (the demo) is welcome: its Origin is
  * scheme://Host of this very request.  Only for an address or localhost;
  * under a DNS name, list the origin in allowed_origins. */
-static int same_origin(struct evhttp_request *req)
+static int same_origin(const char *origin, const char *host)
 {
-	const char *origin = hdr(req, "Origin"), *host = hdr(req, "Host");
 	const char *rest;
 
 	if (origin == NULL || host == NULL || !host_is_local_literal(host))
@@ -234,29 +233,49 @@ static int same_origin(struct evhttp_request *req)
 }
 
 /* Every Sec-WebSocket-Protocol header of the request joined with ", "
- * (evhttp_find_header returns only the first). */
-static const char *joined_protocols(struct evhttp_request *req, char *buf, size_t len)
+ * (evhttp_find_header returns only the first).  The usual single header is
+ * returned as it is; only several are joined, into *joined (malloc'd, the
+ * caller frees it; *oom when that failed).  NULL when there is none, or
+ * when they would not fit in max bytes (ignored, as ever). */
+static const char *joined_protocols(struct evhttp_request *req, size_t max, char **joined, bool *oom)
 {
-	struct evkeyval *kv;
-	size_t o = 0;
+	struct evkeyval *kv, *first = NULL;
+	size_t total = 0, o = 0;
+	int n = 0;
 
-	buf[0] = '\0';
+	*joined = NULL;
+	*oom = false;
 	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
-		size_t n;
+		if (strcasecmp(kv->key, "Sec-WebSocket-Protocol") != 0)
+			continue;
+		if (first == NULL)
+			first = kv;
+		total += (n++ > 0 ? 2 : 0) + strlen(kv->value);
+	}
+	if (total + 3 > max)
+		return NULL;
+	if (n <= 1)
+		return first != NULL ? first->value : NULL;
+	*joined = malloc(total + 1);
+	if (*joined == NULL) {
+		*oom = true;
+		return NULL;
+	}
+	for (kv = first; kv != NULL; kv = kv->next.tqe_next) {
+		size_t len;
 
 		if (strcasecmp(kv->key, "Sec-WebSocket-Protocol") != 0)
 			continue;
-		n = strlen(kv->value);
-		if (o + n + 3 > len)
-			return NULL;
 		if (o > 0) {
-			memcpy(buf + o, ", ", 2);
+			memcpy(*joined + o, ", ", 2);
 			o += 2;
 		}
-		memcpy(buf + o, kv->value, n + 1);
-		o += n;
+		len = strlen(kv->value);
+		memcpy(*joined + o, kv->value, len);
+		o += len;
 	}
-	return o > 0 ? buf : NULL;
+	(*joined)[o] = '\0';
+	return *joined;
 }
 
 /* auth = jwt: find the token (subprotocol, ?token=, Authorization: Bearer),
@@ -268,20 +287,32 @@ static const char *ws_authenticate(struct http_server *hs, struct evhttp_request
 {
 	const struct config *cfg = hs->gw->cfg;
 	static const size_t protos_max = 2 * AUTH_JWT_TOKEN_MAX + 256;
-	char *protos = malloc(protos_max), *token = malloc(AUTH_JWT_TOKEN_MAX + 1);
-	const char *why = NULL, *t;
+	/* On the stack: two large heap blocks per connection cost more than
+	 * the rest of this function.  Only the part written is wiped. */
+	char token[AUTH_JWT_TOKEN_MAX + 1];
+	char *joined;
+	const char *why = NULL, *t, *protos;
+	size_t tlen = 0;
+	bool oom;
 	time_t now = time(NULL);
 	int rc;
 
-	if (protos == NULL || token == NULL) {
+	token[0] = '\0';
+	protos = joined_protocols(req, protos_max, &joined, &oom);
+	if (oom) {
 		why = auth_jwt_strerror(AUTH_JWT_INTERNAL);
 		goto out;
 	}
-	why = auth_jwt_from_subprotocol(joined_protocols(req, protos, protos_max), chosen, chosen_len,
-	    token, AUTH_JWT_TOKEN_MAX + 1);
-	if (why != NULL)
-		goto out;
-	if (token[0] == '\0') {
+	if (protos != NULL) {
+		why = auth_jwt_from_subprotocol(protos, chosen, chosen_len, token, sizeof(token));
+		if (why != NULL)
+			goto out;
+	} else if (chosen_len > 0) {
+		chosen[0] = '\0';
+	}
+	t = token;
+	tlen = strlen(token);
+	if (tlen == 0) {
 		t = evhttp_find_header(params, "token");
 		if (t == NULL) {
 			t = hdr(req, "Authorization");
@@ -299,9 +330,8 @@ static const char *ws_authenticate(struct http_server *hs, struct evhttp_request
 			why = auth_jwt_strerror(AUTH_JWT_MALFORMED);
 			goto out;
 		}
-		snprintf(token, AUTH_JWT_TOKEN_MAX + 1, "%s", t);
 	}
-	rc = auth_jwt_verify(hs->gw->auth, token, strlen(token), now, id, &why);
+	rc = auth_jwt_verify(hs->gw->auth, t, strlen(t), now, id, &why);
 	if (rc != AUTH_JWT_OK) {
 		if (why == NULL)
 			why = auth_jwt_strerror(rc);
@@ -320,11 +350,48 @@ static const char *ws_authenticate(struct http_server *hs, struct evhttp_request
 	}
 	why = NULL;
 out:
-	if (token != NULL)
-		OPENSSL_cleanse(token, AUTH_JWT_TOKEN_MAX + 1);
-	free(token);
-	free(protos);
+	OPENSSL_cleanse(token, tlen + 1);
+	free(joined);
 	return why;
+}
+
+/* The headers the upgrade looks at, in one walk over the list instead of
+ * one evhttp_find_header() each; like it, the first of repeated ones. */
+static void ws_headers(struct evhttp_request *req, struct ws_upgrade_request *up,
+    const char **origin, const char **host)
+{
+	const struct evkeyval *kv;
+
+	up->upgrade = up->connection = up->key = up->version = NULL;
+	*origin = *host = NULL;
+	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+		const char **slot = NULL;
+
+		switch (strlen(kv->key)) {
+		case 4:
+			slot = strcasecmp(kv->key, "Host") == 0 ? host : NULL;
+			break;
+		case 6:
+			slot = strcasecmp(kv->key, "Origin") == 0 ? origin : NULL;
+			break;
+		case 7:
+			slot = strcasecmp(kv->key, "Upgrade") == 0 ? &up->upgrade : NULL;
+			break;
+		case 10:
+			slot = strcasecmp(kv->key, "Connection") == 0 ? &up->connection : NULL;
+			break;
+		case 17:
+			slot = strcasecmp(kv->key, "Sec-WebSocket-Key") == 0 ? &up->key : NULL;
+			break;
+		case 21:
+			slot = strcasecmp(kv->key, "Sec-WebSocket-Version") == 0 ? &up->version : NULL;
+			break;
+		default:
+			break;
+		}
+		if (slot != NULL && *slot == NULL)
+			*slot = kv->value;
+	}
 }
 
 static void http_on_ws(struct evhttp_request *req, void *arg)
@@ -334,7 +401,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	const struct config *cfg = gw->cfg;
 	struct ws_upgrade_request up;
 	struct evkeyvalq params;
-	const char *why = NULL, *query, *user;
+	const char *why = NULL, *query, *user, *origin, *host;
 	char *peer = NULL;
 	ev_uint16_t peer_port = 0;
 	struct user_entry *ue;
@@ -347,10 +414,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	up.is_get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
 	up.http_major = req->major;
 	up.http_minor = req->minor;
-	up.upgrade = hdr(req, "Upgrade");
-	up.connection = hdr(req, "Connection");
-	up.key = hdr(req, "Sec-WebSocket-Key");
-	up.version = hdr(req, "Sec-WebSocket-Version");
+	ws_headers(req, &up, &origin, &host);
 	code = ws_handshake_check(&up, &why);
 	if (code != 0) {
 		if (code == 426)
@@ -360,7 +424,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		http_error(req, code, why ? why : "malformed upgrade");
 		return;
 	}
-	if (!same_origin(req) && !ws_origin_allowed(hdr(req, "Origin"),
+	if (!same_origin(origin, host) && !ws_origin_allowed(origin,
 	    (const char *const *)cfg->allowed_origins.item, cfg->allowed_origins.n)) {
 		stats_add(&gw->stats->ws_rejected, 1);
 		log_info("ws_handshake_refused", "status=403 why=origin");
@@ -420,8 +484,8 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		http_error(req, 400, "missing or invalid userId");
 		return;
 	}
-	ue = registry_find(&gw->reg, user, strlen(user));
-	if (cfg->max_connections_per_user > 0 && ue != NULL && ue->nconns >= cfg->max_connections_per_user) {
+	if (cfg->max_connections_per_user > 0 && (ue = registry_find(&gw->reg, user, strlen(user))) != NULL &&
+	    ue->nconns >= cfg->max_connections_per_user) {
 		char uq[TARGET_ID_MAX * 2 + 8];
 
 		evhttp_clear_headers(&params);

@@ -54,6 +54,7 @@ struct ws_conn {
 	uint8_t nmarks;
 	uint8_t state;
 	bool tls;			/* bytes go through OpenSSL: no direct send */
+	uint32_t direct_pass;		/* dispatcher pass of the last direct send */
 	uint16_t close_sent;		/* 0: none yet */
 	uint16_t close_received;	/* 0: none yet */
 	struct ws_reader reader;
@@ -73,6 +74,16 @@ static const char *ws_conn_peer(const struct ws_conn *c, char *buf, size_t len)
 	return buf;
 }
 
+/* The takeover leaves EV_WRITE off when the 101 went out at once (arming it
+ * costs two epoll_ctl calls and a loop turn per connection); turn it on
+ * the first time something is queued.  Once on it stays on: libevent only
+ * removes the write event, not the flag, when the output drains. */
+static void ws_conn_want_write(struct ws_conn *c)
+{
+	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
 /* Small control frames are copied; only notifications are shared. */
 static void ws_conn_put_frame(struct ws_conn *c, enum ws_opcode op, const uint8_t *payload, size_t len)
 {
@@ -80,8 +91,10 @@ static void ws_conn_put_frame(struct ws_conn *c, enum ws_opcode op, const uint8_
 	size_t h = ws_frame_header_encode(buf, op, len);
 
 	memcpy(buf + h, payload, len);
-	if (evbuffer_add(bufferevent_get_output(c->bev), buf, h + len) == 0)
+	if (evbuffer_add(bufferevent_get_output(c->bev), buf, h + len) == 0) {
 		c->bytes_queued += h + len;
+		ws_conn_want_write(c);
+	}
 }
 
 static void ws_conn_send_close(struct ws_conn *c, uint16_t code, const char *reason)
@@ -101,14 +114,18 @@ static void ws_conn_send_close(struct ws_conn *c, uint16_t code, const char *rea
 void ws_conn_free(struct ws_conn *c, const char *why)
 {
 	struct gateway *gw = c->gw;
-	char peer[80], uq[TARGET_ID_MAX * 2 + 8];
 	uint16_t code = c->close_received ? c->close_received : c->close_sent;
 
-	log_info("ws_close", "conn=%llu user=%s addr=%s code=%u sent=%u received=%u why=%s",
-	    (unsigned long long)c->id,
-	    log_quote(uq, sizeof(uq), c->links.user->id, c->links.user->id_len),
-	    ws_conn_peer(c, peer, sizeof(peer)), code ? code : WS_CLOSE_ABNORMAL,
-	    c->close_sent, c->close_received, why);
+	/* The quoting and the peer's text cost more than the rest of a close. */
+	if (log_enabled(LOG_LVL_INFO)) {
+		char peer[80], uq[TARGET_ID_MAX * 2 + 8];
+
+		log_info("ws_close", "conn=%llu user=%s addr=%s code=%u sent=%u received=%u why=%s",
+		    (unsigned long long)c->id,
+		    log_quote(uq, sizeof(uq), c->links.user->id, c->links.user->id_len),
+		    ws_conn_peer(c, peer, sizeof(peer)), code ? code : WS_CLOSE_ABNORMAL,
+		    c->close_sent, c->close_received, why);
+	}
 	registry_detach(&gw->reg, &c->links);
 	stats_add(&gw->stats->ws_closed, 1);
 	/* evhttp would call us back from its own free: we are already going. */
@@ -135,13 +152,17 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     uint64_t expires_ms)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	char accept[WS_ACCEPT_LEN + 1], peer[80], uq[TARGET_ID_MAX * 2 + 8];
+	char resp[WS_RESPONSE_MAX];
 	struct bufferevent *bev;
+	struct evbuffer *out;
 	struct ws_conn *c;
+	size_t len, sent = 0;
 	uint64_t now = notifyd_now_ms();
 
-	if (evcon == NULL || ws_handshake_accept(key, accept) < 0)
+	if (evcon == NULL)
+		return NULL;
+	len = ws_handshake_response(resp, sizeof(resp), key, subprotocol);
+	if (len == 0)
 		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -157,31 +178,50 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 	c->expires_ms = expires_ms;
 	ws_reader_init(&c->reader, gw->cfg->ws_max_message_size);
 
-	evhttp_add_header(out, "Upgrade", "websocket");
-	evhttp_add_header(out, "Connection", "Upgrade");
-	evhttp_add_header(out, "Sec-WebSocket-Accept", accept);
-	if (subprotocol != NULL && *subprotocol != '\0')
-		evhttp_add_header(out, "Sec-WebSocket-Protocol", subprotocol);
-	evhttp_send_reply_start(req, 101, "Switching Protocols");
-
-	/* The takeover: from here on the bytes are ours, never evhttp's. */
+	/* The takeover: from here on the bytes are ours, never evhttp's.  The
+	 * 101 is written by us too, not by evhttp_send_reply_start(): evhttp's
+	 * header list, printf formatting and Date header cost more than the
+	 * rest of the upgrade.  evhttp keeps the request (state "writing") and
+	 * frees it with the connection, as it did after a reply start. */
 	bev = evhttp_connection_get_bufferevent(evcon);
+	out = bufferevent_get_output(bev);
 	c->bev = bev;
 	c->tls = bufferevent_openssl_get_ssl(bev) != NULL;
 	bufferevent_setcb(bev, ws_conn_readcb, ws_conn_writecb, ws_conn_eventcb, c);
 	bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_setwatermark(bev, EV_READ | EV_WRITE, 0, 0);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	/* Nothing queued ahead (evhttp has answered nothing): hand the 101 to
+	 * the kernel now, as ws_conn_send does with a frame, instead of arming
+	 * a write event for one writev a loop turn later.  A hard error is left
+	 * to libevent, which meets it again on the queued rest. */
+	if (!c->tls && evbuffer_get_length(out) == 0) {
+		ssize_t n = send(bufferevent_getfd(bev), resp, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n > 0)
+			sent = (size_t)n;
+	}
+	if (sent < len && evbuffer_add(out, resp + sent, len - sent) < 0) {
+		/* Out of memory with part of the 101 possibly sent: no other
+		 * answer is possible; the sweep hangs up at the deadline. */
+		c->state = WS_FLUSHING;
+		c->deadline_ms = now + WS_CLOSE_GRACE_MS;
+		sent = len;
+	}
+	bufferevent_enable(bev, sent < len ? EV_READ | EV_WRITE : EV_READ);
 	evhttp_connection_set_closecb(evcon, ws_conn_evcon_closed, c);
 	/* Headers are no longer needed; a connection may live for months. */
 	evhttp_clear_headers(evhttp_request_get_input_headers(req));
-	/* The 101 is in the output buffer, ahead of any frame. */
-	c->bytes_queued = evbuffer_get_length(bufferevent_get_output(bev));
+	/* Stream offsets count the 101, whether sent or still queued. */
+	c->bytes_queued = len;
 
 	stats_add(&gw->stats->ws_opened, 1);
-	log_info("ws_open", "conn=%llu user=%s addr=%s conns=%zu",
-	    (unsigned long long)c->id, log_quote(uq, sizeof(uq), user, user_len),
-	    ws_conn_peer(c, peer, sizeof(peer)), gw->reg.nconns);
+	if (log_enabled(LOG_LVL_INFO)) {
+		char peer[80], uq[TARGET_ID_MAX * 2 + 8];
+
+		log_info("ws_open", "conn=%llu user=%s addr=%s conns=%zu",
+		    (unsigned long long)c->id, log_quote(uq, sizeof(uq), user, user_len),
+		    ws_conn_peer(c, peer, sizeof(peer)), gw->reg.nconns);
+	}
 
 	/* A client may send its first frame together with the handshake. */
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
@@ -358,8 +398,9 @@ static void ws_conn_slow(struct ws_conn *c, const char *why, size_t pending)
 	c->deadline_ms = notifyd_now_ms() + grace;
 }
 
-int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, bool direct)
+int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pass)
 {
+	bool direct = c->direct_pass != pass;
 	struct evbuffer *out;
 	size_t pending, sent = 0;
 
@@ -376,6 +417,7 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, bool direct)
 	/* Nothing queued ahead: hand the frame to the kernel now.  One send()
 	 * instead of arming a write event, waiting a loop turn, writev() and
 	 * disarming; and the frame counts as written at once. */
+	c->direct_pass = pass;
 	if (direct && pending == 0 && !c->tls) {
 		ssize_t n = send(bufferevent_getfd(c->bev), m->frame, m->frame_len,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -394,6 +436,7 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, bool direct)
 		dispatch_msg_release(m->frame, m->frame_len, m);
 		return 0;
 	}
+	ws_conn_want_write(c);
 	ws_conn_mark(c, now_ms);
 	return 1;
 }
