@@ -218,9 +218,40 @@ static void test_origin(void)
 	ok(ws_origin_allowed("null", any, 2), "\"*\" allows even \"null\"");
 }
 
+/* The 101 notifyd writes itself: exact bytes, with and without a
+ * subprotocol, and refusal (0) when it does not fit. */
+static void test_response(void)
+{
+	static const char want[] = "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\n"
+	    "Connection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+	static const char want_proto[] = "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\n"
+	    "Connection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+	    "Sec-WebSocket-Protocol: notifyd.v1\r\n\r\n";
+	char out[WS_RESPONSE_MAX];
+	size_t n;
+
+	n = ws_handshake_response(out, sizeof(out), RFC_KEY, NULL);
+	ok(n == sizeof(want) - 1 && strcmp(out, want) == 0, "101 without subprotocol, byte for byte");
+	n = ws_handshake_response(out, sizeof(out), RFC_KEY, "");
+	ok(n == sizeof(want) - 1 && strcmp(out, want) == 0, "empty subprotocol: no Sec-WebSocket-Protocol");
+	n = ws_handshake_response(out, sizeof(out), RFC_KEY, "notifyd.v1");
+	ok(n == sizeof(want_proto) - 1 && strcmp(out, want_proto) == 0, "101 with subprotocol, byte for byte");
+	ok(ws_handshake_response(out, sizeof(want) - 1, RFC_KEY, NULL) == 0,
+	    "no room for the final NUL: refused");
+	ok(ws_handshake_response(out, sizeof(want), RFC_KEY, NULL) == sizeof(want) - 1,
+	    "exactly enough room: accepted");
+	ok(ws_handshake_response(out, 0, RFC_KEY, NULL) == 0, "zero-length buffer: refused");
+	ok(ws_handshake_response(out, sizeof(out), NULL, NULL) == 0, "no key: refused");
+}
+
 int main(void)
 {
 	test_accept();
+	test_response();
 	test_check();
 	test_tokens();
 	test_origin();
