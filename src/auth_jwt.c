@@ -703,33 +703,20 @@ static bool auth_jwt_header_alg_is(jwt_t *jwt, const char *name)
 	return alg != NULL && strcmp(alg, name) == 0;
 }
 
-/* Unpadded base64url of n bytes into out (n * 4 / 3 + 3 bytes); returns the
- * length.  The same text libjwt compares against (RFC 7515 2). */
+/* Unpadded base64url of n bytes into out ((n + 2) / 3 * 4 + 1 bytes);
+ * returns the length.  The same text libjwt compares against (RFC 7515 2). */
 static size_t auth_jwt_b64url_encode(const unsigned char *in, size_t n, char *out)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t o = 0, i = 0;
+	int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+	size_t o = len > 0 ? (size_t)len : 0;
 
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = tab[(v >> 6) & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = tab[(v >> 6) & 63];
-	}
+	while (o > 0 && out[o - 1] == '=')
+		o--;
+	for (size_t i = 0; i < o; i++)
+		if (out[i] == '+')
+			out[i] = '-';
+		else if (out[i] == '/')
+			out[i] = '_';
 	return o;
 }
 
@@ -740,7 +727,7 @@ static int auth_jwt_hmac_check(const struct auth_jwt *a, const char *token, size
 			       const char *sig, size_t sig_len)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
-	char want[EVP_MAX_MD_SIZE / 3 * 4 + 4];
+	char want[(EVP_MAX_MD_SIZE + 2) / 3 * 4 + 1];
 	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(a->hmac);
 	size_t n = 0, wlen;
 	int rc = AUTH_JWT_OK;

@@ -9,9 +9,11 @@
 
 #include "ws_handshake.h"
 
-#include <stdint.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_KEY_B64_LEN 24	/* base64 of the 16-byte nonce */
@@ -103,104 +105,10 @@ int ws_handshake_check(const struct ws_upgrade_request *rq, const char **why)
 	return ws_refuse(why, 0, NULL);
 }
 
-/* SHA-1 (FIPS 180-4) of one short message.  Here it is no security
- * primitive, only the RFC 6455 accept transform; OpenSSL 3's one-shot SHA1()
- * fetches the digest implementation anew on every call, which cost more than
- * the hash itself in a connect storm. */
-static uint32_t ws_rol(uint32_t x, int n)
-{
-	return (x << n) | (x >> (32 - n));
-}
-
-/* One round group: a rolling 16-word schedule and no per-round branch. */
-#define WS_SHA1_W(i) (w[(i) & 15] = ws_rol(w[((i) + 13) & 15] ^ w[((i) + 8) & 15] ^ \
-	w[((i) + 2) & 15] ^ w[(i) & 15], 1))
-#define WS_SHA1_ROUND(f, k, wi) do { \
-		uint32_t t = ws_rol(a, 5) + (f) + e + (k) + (wi); \
-		e = d; d = c; c = ws_rol(b, 30); b = a; a = t; \
-	} while (0)
-
-static void ws_sha1_block(uint32_t h[5], const unsigned char *p)
-{
-	uint32_t w[16], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-	int i;
-
-	for (i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-		    (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-	for (i = 0; i < 16; i++)
-		WS_SHA1_ROUND((b & c) | (~b & d), 0x5a827999u, w[i]);
-	for (; i < 20; i++)
-		WS_SHA1_ROUND((b & c) | (~b & d), 0x5a827999u, WS_SHA1_W(i));
-	for (; i < 40; i++)
-		WS_SHA1_ROUND(b ^ c ^ d, 0x6ed9eba1u, WS_SHA1_W(i));
-	for (; i < 60; i++)
-		WS_SHA1_ROUND((b & c) | (b & d) | (c & d), 0x8f1bbcdcu, WS_SHA1_W(i));
-	for (; i < 80; i++)
-		WS_SHA1_ROUND(b ^ c ^ d, 0xca62c1d6u, WS_SHA1_W(i));
-	h[0] += a;
-	h[1] += b;
-	h[2] += c;
-	h[3] += d;
-	h[4] += e;
-}
-
-#undef WS_SHA1_W
-#undef WS_SHA1_ROUND
-
-/* msg is at most WS_KEY_MAX + the GUID: the padded copy fits on the stack. */
-static void ws_sha1(const unsigned char *msg, size_t len, unsigned char md[20])
-{
-	unsigned char buf[((WS_KEY_MAX + sizeof(WS_GUID) + 8) / 64 + 1) * 64];
-	uint32_t h[5] = { 0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u, 0xc3d2e1f0u };
-	size_t total = (len + 8) / 64 * 64 + 64;
-	uint64_t bits = (uint64_t)len * 8;
-
-	memcpy(buf, msg, len);
-	buf[len] = 0x80;
-	memset(buf + len + 1, 0, total - len - 1);
-	for (int i = 0; i < 8; i++)
-		buf[total - 1 - i] = (unsigned char)(bits >> (8 * i));
-	for (size_t o = 0; o < total; o += 64)
-		ws_sha1_block(h, buf + o);
-	for (int i = 0; i < 5; i++) {
-		md[4 * i] = (unsigned char)(h[i] >> 24);
-		md[4 * i + 1] = (unsigned char)(h[i] >> 16);
-		md[4 * i + 2] = (unsigned char)(h[i] >> 8);
-		md[4 * i + 3] = (unsigned char)h[i];
-	}
-}
-
-/* Standard base64 with padding: 20 bytes give WS_ACCEPT_LEN characters. */
-static void ws_b64_encode20(const unsigned char in[20], char out[WS_ACCEPT_LEN + 1])
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0, i;
-
-	for (i = 0; i + 3 <= 20; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = tab[(v >> 6) & 63];
-		out[o++] = tab[v & 63];
-	}
-	/* 20 = 6 * 3 + 2: two bytes left, one '=' */
-	{
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-
-		out[o++] = tab[v >> 18];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = tab[(v >> 6) & 63];
-		out[o++] = '=';
-	}
-	out[o] = '\0';
-}
-
 int ws_handshake_accept(const char *key, char out[WS_ACCEPT_LEN + 1])
 {
 	unsigned char buf[WS_KEY_MAX + sizeof(WS_GUID)];
-	unsigned char md[20];
+	unsigned char md[SHA_DIGEST_LENGTH];
 	const char *k;
 	size_t klen;
 
@@ -211,8 +119,10 @@ int ws_handshake_accept(const char *key, char out[WS_ACCEPT_LEN + 1])
 		return -1;
 	memcpy(buf, k, klen);
 	memcpy(buf + klen, WS_GUID, sizeof(WS_GUID) - 1);
-	ws_sha1(buf, klen + sizeof(WS_GUID) - 1, md);
-	ws_b64_encode20(md, out);
+	if (SHA1(buf, klen + sizeof(WS_GUID) - 1, md) == NULL)
+		return -1;
+	if (EVP_EncodeBlock((unsigned char *)out, md, SHA_DIGEST_LENGTH) != WS_ACCEPT_LEN)
+		return -1;
 	return 0;
 }
 
