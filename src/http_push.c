@@ -49,7 +49,7 @@ struct http_push {
 	size_t nkeys;
 	/* Fetched once: an implicit fetch per request (EVP_sha256() in
 	 * OpenSSL 3) doubled the cost of checking the key. */
-	const EVP_MD *md;		/* fetched (ours to free) from OpenSSL 3 on */
+	EVP_MD *md;			/* fetched: ours to free */
 	EVP_MD_CTX *mdctx;
 	uint64_t next_id;
 	struct pend *head, *tail;
@@ -453,11 +453,7 @@ struct http_push *http_push_new(struct gateway *gw, struct xqueue *pushq, struct
 	hp->gw = gw;
 	hp->pushq = pushq;
 	hp->resultq = resultq;
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	hp->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-#else
-	hp->md = EVP_sha256();
-#endif
 	hp->mdctx = EVP_MD_CTX_new();
 	hp->result_ev = event_new(gw->base, xqueue_fd(resultq), EV_READ | EV_PERSIST, push_on_result, hp);
 	hp->timer_ev = event_new(gw->base, -1, EV_PERSIST, push_on_timer, hp);
@@ -520,7 +516,7 @@ void http_push_free(struct http_push *hp)
 		event_free(hp->flush_ev);
 	EVP_MD_CTX_free(hp->mdctx);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-	EVP_MD_free((EVP_MD *)hp->md);
+	EVP_MD_free(hp->md);
 #endif
 	if (hp->keys != NULL)
 		OPENSSL_cleanse(hp->keys, hp->nkeys * sizeof(*hp->keys));
