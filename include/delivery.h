@@ -9,6 +9,10 @@
  * of writers still holding it plus one for the dispatcher while it fans out.
  * When the count reaches zero every target writer has handed the frame to
  * the kernel (or its connection is gone) and the delivery is acked.
+ * Consecutive broadcasts of one dispatcher pass travel as one batch msg:
+ * their frames back to back in one block, written to each connection as
+ * one piece; the batch holds the only reference to each part, and acks
+ * them all when its own count reaches zero.
  */
 #ifndef NOTIFYD_DELIVERY_H
 #define NOTIFYD_DELIVERY_H
@@ -45,6 +49,8 @@ struct msg {
 	uint32_t targets;	/* connections it was queued to */
 	bool abandoned;		/* a frame was dropped unwritten at shutdown: no ack */
 	struct dispatch *owner;
+	struct msg *parts;	/* batch: its first part; a part: the next one */
+	uint32_t nparts;	/* batch: how many parts; 0 for a single msg */
 	struct target target;
 	size_t frame_len;
 	uint8_t frame[];	/* unmasked text frame: header then the body */

@@ -37,26 +37,30 @@ struct dispatch {
 	 * written with one writev per connection (a send() per frame cost 5x
 	 * the broadcast throughput); unicasts to many users all go direct. */
 	uint32_t pass;
+	/* Broadcasts of this pass not written yet, linked through parts. */
+	struct msg *run, *run_tail;
+	size_t run_bytes, run_max;
 };
 
-void dispatch_msg_release(const void *data, size_t len, void *arg)
+void dispatch_observe_written(const struct msg *m, uint64_t now_ns)
 {
-	struct msg *m = arg;
-	struct dispatch *d = m->owner;
+	struct stats *st = m->owner->gw->stats;
+
+	if (m->nparts == 0) {
+		stats_observe_latency(st, now_ns - m->t_recv_ns);
+		return;
+	}
+	for (const struct msg *p = m->parts; p != NULL; p = p->parts)
+		stats_observe_latency(st, now_ns - p->t_recv_ns);
+}
+
+/* The last reference to a single notification is gone: ack it, unless a
+ * frame of it was dropped unwritten (the broker keeps it and redelivers). */
+static void dispatch_msg_done(struct dispatch *d, struct msg *m)
+{
 	struct ack_item a;
 
-	(void)len;
-	/* A writer's reference (data set) ends when its frame reached the
-	 * socket, or its connection went away. */
-	if (data != NULL && d->gw->abandoning)
-		m->abandoned = true;
-	else if (data != NULL)
-		stats_observe_latency(d->gw->stats, notifyd_now_ns() - m->t_recv_ns);
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
-		return;
 	if (m->abandoned) {
-		/* Never written to a client that was still there: the broker
-		 * keeps it (unacked) and redelivers it. */
 		d->in_flight--;
 		free(m);
 		return;
@@ -73,7 +77,34 @@ void dispatch_msg_release(const void *data, size_t len, void *arg)
 	free(m);
 }
 
-static void dispatch_fan_out(struct dispatch *d, struct msg *m)
+void dispatch_msg_release(const void *data, size_t len, void *arg)
+{
+	struct msg *m = arg;
+	struct dispatch *d = m->owner;
+
+	(void)len;
+	/* A writer's reference (data set) ends when its frame reached the
+	 * socket, or its connection went away. */
+	if (data != NULL && d->gw->abandoning)
+		m->abandoned = true;
+	else if (data != NULL)
+		dispatch_observe_written(m, notifyd_now_ns());
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (m->nparts == 0) {
+		dispatch_msg_done(d, m);
+		return;
+	}
+	for (struct msg *p = m->parts, *next; p != NULL; p = next) {
+		next = p->parts;
+		p->targets = m->targets;
+		p->abandoned = m->abandoned;
+		dispatch_msg_done(d, p);
+	}
+	free(m);
+}
+
+static void dispatch_write(struct dispatch *d, struct msg *m)
 {
 	struct conn_registry *reg = &d->gw->reg;
 	uint64_t now = notifyd_now_ms();
@@ -90,9 +121,73 @@ static void dispatch_fan_out(struct dispatch *d, struct msg *m)
 			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now, d->pass);
 	}
 	m->targets = n;
-	stats_add(&d->gw->stats->delivered, n);
+	stats_add(&d->gw->stats->delivered, (uint64_t)n * (m->nparts != 0 ? m->nparts : 1));
 	stats_add(&d->gw->stats->bytes_out, (uint64_t)n * m->frame_len);
 	dispatch_msg_release(NULL, 0, m);	/* the dispatcher's own reference */
+}
+
+/* Write the broadcasts held back in this pass: one alone as itself, more
+ * as one batch, so that each connection takes one reference and one write
+ * for all of them instead of one per broadcast (the per-delivery cost of a
+ * burst of broadcasts is then the copy here, once, not per connection). */
+static void dispatch_flush_run(struct dispatch *d)
+{
+	struct msg *b, *first = d->run;
+	size_t len = 0, off = 0;
+	uint32_t k = 0;
+
+	if (first == NULL)
+		return;
+	d->run = NULL;
+	d->run_bytes = 0;
+	for (struct msg *p = first; p != NULL; p = p->parts) {
+		len += p->frame_len;
+		k++;
+	}
+	b = k > 1 ? malloc(sizeof(*b) + len) : NULL;
+	if (b == NULL) {
+		/* One, or no memory for a batch: each on its own, in order. */
+		for (struct msg *p = first, *next; p != NULL; p = next) {
+			next = p->parts;
+			p->parts = NULL;
+			dispatch_write(d, p);
+		}
+		return;
+	}
+	atomic_init(&b->refs, 1);
+	b->gen = first->gen;
+	b->tag = first->tag;
+	b->t_recv_ns = first->t_recv_ns;
+	b->targets = 0;
+	b->abandoned = false;
+	b->owner = d;
+	b->parts = first;
+	b->nparts = k;
+	b->target = first->target;
+	b->frame_len = len;
+	stats_add(&d->gw->stats->broadcast_batches, 1);
+	for (struct msg *p = first; p != NULL; p = p->parts) {
+		memcpy(b->frame + off, p->frame, p->frame_len);
+		off += p->frame_len;
+	}
+	dispatch_write(d, b);
+}
+
+/* Messages leave in seq order; a broadcast waits for the end of the pass
+ * (or the next unicast) to be written together with the ones after it. */
+static void dispatch_fan_out(struct dispatch *d, struct msg *m)
+{
+	if (m->target.kind == TARGET_USER) {
+		dispatch_flush_run(d);
+		dispatch_write(d, m);
+		return;
+	}
+	if (d->run != NULL && d->run_bytes + m->frame_len > d->run_max)
+		dispatch_flush_run(d);
+	m->parts = NULL;
+	*(d->run != NULL ? &d->run_tail->parts : &d->run) = m;
+	d->run_tail = m;
+	d->run_bytes += m->frame_len;
 }
 
 static int dispatch_grow(struct dispatch *d, uint64_t span)
@@ -169,6 +264,7 @@ static void dispatch_on_ready(evutil_socket_t fd, short what, void *arg)
 	n = xqueue_drain(d->readyq, batch, READY_BATCH);
 	for (size_t i = 0; i < n; i++)
 		dispatch_accept(d, &batch[i]);
+	dispatch_flush_run(d);
 }
 
 static void dispatch_on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -200,6 +296,11 @@ struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)
 	d->readyq = readyq;
 	d->next_seq = 1;
 	d->mask = 1023;
+	/* A batch is taken whole by an idle connection, so keep it well inside
+	 * what a connection may queue. */
+	d->run_max = cfg->ws_send_queue_max / 4;
+	if (d->run_max > 65536)
+		d->run_max = 65536;
 	d->slot = calloc(d->mask + 1, sizeof(*d->slot));
 	d->have = calloc(d->mask + 1, 1);
 	/* The sweep is the clock of every per-connection deadline: run it
@@ -230,8 +331,12 @@ void dispatch_free(struct dispatch *d)
 		event_free(d->ready_ev);
 	if (d->sweep_ev != NULL)
 		event_free(d->sweep_ev);
-	/* Messages still waiting for an earlier seq are not acked: the broker
-	 * redelivers them. */
+	/* Messages still waiting for an earlier seq, or for the end of a pass,
+	 * are not acked: the broker redelivers them. */
+	for (struct msg *p = d->run, *next; p != NULL; p = next) {
+		next = p->parts;
+		free(p);
+	}
 	for (size_t i = 0; d->slot != NULL && i <= d->mask; i++)
 		free(d->slot[i]);
 	free(d->slot);

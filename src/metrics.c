@@ -73,6 +73,9 @@ void metrics_render(const struct gateway *gw, struct evbuffer *o)
 		    stats_limit_name((enum limit_kind)i), stats_get(&st->limit_hits[i]));
 	counter(o, "notifyd_bytes_out_total", "Bytes of notification frames queued to clients.",
 	    stats_get(&st->bytes_out));
+	counter(o, "notifyd_broadcast_batches_total",
+	    "Runs of consecutive broadcasts written to each connection as one piece.",
+	    stats_get(&st->broadcast_batches));
 	head(o, "notifyd_push_requests_total", "counter", "POST /push requests by HTTP status.");
 	for (int i = 0; i < PUSH_STATUS_COUNT; i++)
 		evbuffer_add_printf(o, "notifyd_push_requests_total{status=\"%s\"} %" PRIu64 "\n",

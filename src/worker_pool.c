@@ -113,6 +113,8 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 	m->targets = 0;
 	m->abandoned = false;
 	m->owner = NULL;
+	m->parts = NULL;
+	m->nparts = 0;
 	m->target = t;
 	m->frame_len = h + body.len;
 	memcpy(m->frame, hdr, h);

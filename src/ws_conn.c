@@ -423,7 +423,7 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n == (ssize_t)m->frame_len) {
-			stats_observe_latency(c->gw->stats, notifyd_now_ns() - m->t_recv_ns);
+			dispatch_observe_written(m, notifyd_now_ns());
 			return 1;
 		}
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)

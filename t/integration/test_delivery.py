@@ -2,6 +2,7 @@
 
 import json
 
+import harness
 from harness import recv_exact
 
 
@@ -72,3 +73,50 @@ def test_non_ascii_byte_identical(notifyd, ws_client, publisher):
         body = text.encode("utf-8")
         publisher.publish("user.17", body)
         recv_exact(c, body)
+
+
+def test_broadcast_burst_is_batched_in_order_and_acked(start_notifyd, ws_client, publisher, vhost):
+    """A backlog of broadcasts with unicasts between them (the broker's
+    socket stalled, then released at once): consecutive broadcasts of one
+    wake-up are written as one batch, and still every connection gets
+    exactly its messages in the broker's order, and every delivery is
+    acked."""
+    proxy = harness.TcpProxy(vhost.broker.port)
+    try:
+        d = start_notifyd(amqp_url=proxy.amqp_url(vhost.name), amqp_heartbeat="30s")
+        a1, a2, b = ws_client(d, "ba"), ws_client(d, "ba"), ws_client(d, "bb")
+        m0 = harness.get_metrics(d.port)
+        n = 400
+        proxy.set_mode("stall")
+        to_a, to_b = [], []
+        for i in range(n):
+            body = json.dumps({"i": i, "pad": "p" * (i % 50)})
+            if i % 11 == 5:
+                publisher.publish("user.ba", body)
+                to_a.append(body)
+            elif i % 23 == 7:
+                publisher.publish("user.bb", body)
+                to_b.append(body)
+            else:
+                publisher.publish("broadcast", body)
+                to_a.append(body)
+                to_b.append(body)
+        proxy.set_mode("pass")
+        for c, want in ((a1, to_a), (a2, to_a), (b, to_b)):
+            got = c.recv_n(len(want), timeout=30)
+            assert got == want, "first difference at %r" % next(
+                (k, x, y) for k, (x, y) in enumerate(zip(got, want)) if x != y)
+            c.expect_nothing(0.2)
+        vhost.wait_queue_empty(d.queue, timeout=15)
+        harness.wait_metric(d.port, "notifyd_messages_acked_total",
+                            lambda v: v >= m0.value("notifyd_messages_acked_total") + n)
+        m1 = harness.get_metrics(d.port)
+        assert m1.value("notifyd_broadcast_batches_total") > m0.value("notifyd_broadcast_batches_total"), \
+            "the backlog was written without a single batch"
+        # a broadcast is 3 frames (3 connections), a unicast to ba 2, to bb 1
+        nb = len(to_a) + len(to_b) - n
+        frames = 3 * nb + 2 * (len(to_a) - nb) + (len(to_b) - nb)
+        delivered = m1.value("notifyd_frames_delivered_total") - m0.value("notifyd_frames_delivered_total")
+        assert delivered == frames, "frames delivered %d, expected %d" % (delivered, frames)
+    finally:
+        proxy.close()
