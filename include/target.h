@@ -4,7 +4,9 @@
  * "user.<id>" names one user, "broadcast" everyone; any other key defers to
  * the body's "user_id" (string or integer) or "broadcast": true.
  * A user id is 1..TARGET_ID_MAX bytes of valid UTF-8 with no control
- * characters (< 0x20 or 0x7f).
+ * characters (< 0x20 or 0x7f).  Also the one strict reading of a
+ * notification body as JSON, for the broker's messages and POST /push alike.
+ * No allocation except target_parse_json()'s tree.
  */
 #ifndef NOTIFYD_TARGET_H
 #define NOTIFYD_TARGET_H
@@ -25,7 +27,9 @@ enum target_error {
 	TARGET_OK = 0,
 	TARGET_BAD_ID = -1,	/* a user id that breaks the rules above */
 	TARGET_MISSING = -2,	/* body has neither user_id nor broadcast:true */
-	TARGET_BAD_FIELD = -3	/* user_id of a wrong type, broadcast not a boolean ... */
+	TARGET_BAD_FIELD = -3,	/* user_id of a wrong type, broadcast not a boolean ... */
+	TARGET_NOT_UTF8 = -4,	/* the body is not valid UTF-8 */
+	TARGET_NOT_JSON = -5	/* empty, not JSON, or more than one JSON value */
 };
 
 struct target {
@@ -56,6 +60,13 @@ int target_has_escaped_nul(const char *json, size_t len);
 /* Does a JSON string in the text hold a raw control character (< 0x20)?
  * RFC 8259 forbids it and cJSON lets it through: such a body is not JSON. */
 int target_json_has_raw_control(const char *json, size_t len);
+
+/* Parse text[0..len) as one JSON value, strictly: valid UTF-8 (a text frame
+ * must be), white space only after the value, no raw control character in a
+ * string (RFC 8259); cJSON checks none of these.  Returns the tree (free it
+ * with cJSON_Delete) or NULL with *err TARGET_NOT_UTF8 or TARGET_NOT_JSON.
+ * "\u0000" is the caller's call (target_has_escaped_nul). */
+struct cJSON *target_parse_json(const char *text, size_t len, int *err);
 
 /* Short static name of an error, for logs and metrics labels. */
 const char *target_strerror(int err);

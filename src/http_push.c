@@ -22,7 +22,6 @@
 #include "notifyd.h"
 #include "stats.h"
 #include "target.h"
-#include "utf8.h"
 #include "xqueue.h"
 
 #define PEND_BUCKETS 4096
@@ -303,9 +302,9 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 	size_t len = evbuffer_get_length(in);
 	struct push_job job = { 0 };
 	struct pend *p;
-	const char *text, *why = NULL, *end = NULL;
+	const char *text, *why = NULL;
 	cJSON *root = NULL;
-	int status = 400;
+	int status = 400, rc;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
@@ -330,17 +329,13 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		why = "empty body";
 		goto bad;
 	}
-	if (!utf8_valid((const uint8_t *)text, len)) {
-		why = "body is not valid UTF-8";
+	root = target_parse_json(text, len, &rc);
+	if (root == NULL) {
+		why = rc == TARGET_NOT_UTF8 ? "body is not valid UTF-8" : "body is not valid JSON";
 		goto bad;
 	}
 	if (target_has_escaped_nul(text, len)) {
 		why = "\\u0000 is not allowed";
-		goto bad;
-	}
-	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-	if (root == NULL || end != text + len || target_json_has_raw_control(text, len)) {
-		why = "body is not valid JSON";
 		goto bad;
 	}
 	if (cJSON_IsArray(root)) {

@@ -124,6 +124,10 @@ const char *target_strerror(int err)
 		return "no_target";
 	case TARGET_BAD_FIELD:
 		return "bad_target_field";
+	case TARGET_NOT_UTF8:
+		return "invalid_utf8";
+	case TARGET_NOT_JSON:
+		return "not_json";
 	default:
 		return "unknown_target_error";
 	}
@@ -158,4 +162,34 @@ int target_json_has_raw_control(const char *json, size_t len)
 			return 1;
 	}
 	return 0;
+}
+
+static int target_only_space(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+			return 0;
+	return 1;
+}
+
+cJSON *target_parse_json(const char *text, size_t len, int *err)
+{
+	const char *end = NULL;
+	cJSON *root;
+
+	*err = TARGET_NOT_JSON;
+	if (len == 0)
+		return NULL;
+	if (!utf8_valid((const uint8_t *)text, len)) {
+		*err = TARGET_NOT_UTF8;
+		return NULL;
+	}
+	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (root == NULL || end == NULL || !target_only_space(end, text + len) ||
+	    target_json_has_raw_control(text, len)) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	*err = TARGET_OK;
+	return root;
 }

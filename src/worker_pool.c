@@ -12,7 +12,6 @@
 #include "delivery.h"
 #include "log.h"
 #include "target.h"
-#include "utf8.h"
 #include "ws_frame.h"
 #include "xqueue.h"
 
@@ -23,14 +22,6 @@ struct worker_pool {
 	unsigned n;
 	pthread_t threads[];
 };
-
-static int only_space(const char *p, const char *end)
-{
-	for (; p < end; p++)
-		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
-			return 0;
-	return 1;
-}
 
 static int content_encoded(const amqp_basic_properties_t *p)
 {
@@ -49,7 +40,6 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 	struct target t;
 	struct msg *m;
 	cJSON *root;
-	const char *end = NULL;
 	int rc;
 	size_t h;
 	uint8_t hdr[WS_SERVER_HEADER_MAX];
@@ -62,21 +52,14 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 		*reason = REJECT_CONTENT_ENCODING;
 		return NULL;
 	}
-	/* A text frame must be UTF-8, and cJSON does not check it. */
-	if (body.len == 0 || !utf8_valid(body.bytes, body.len)) {
-		*reason = body.len == 0 ? REJECT_NOT_JSON : REJECT_INVALID_UTF8;
-		return NULL;
-	}
 	rc = target_from_routing_key(rk.bytes, rk.len, &t);
 	if (rc != TARGET_OK) {
 		*reason = REJECT_BAD_TARGET;
 		return NULL;
 	}
-	root = cJSON_ParseWithLengthOpts(text, body.len, &end, 0);
-	if (root == NULL || end == NULL || !only_space(end, text + body.len) ||
-	    target_json_has_raw_control(text, body.len)) {
-		cJSON_Delete(root);
-		*reason = REJECT_NOT_JSON;
+	root = target_parse_json(text, body.len, &rc);
+	if (root == NULL) {
+		*reason = rc == TARGET_NOT_UTF8 ? REJECT_INVALID_UTF8 : REJECT_NOT_JSON;
 		return NULL;
 	}
 	if (!cJSON_IsObject(root)) {

@@ -225,9 +225,36 @@ static void test_raw_control(void)
 	ok(!raw_control("\"ends with a backslash\\"), "a trailing backslash reads nothing past the end");
 }
 
+static int parse_err(const char *text, size_t len)
+{
+	int err = 12345;
+	cJSON *root = target_parse_json(text, len, &err);
+
+	cJSON_Delete(root);
+	return root != NULL ? (err == TARGET_OK ? 1 : -100) : err;
+}
+
+static void test_parse_json(void)
+{
+	ok(parse_err(KEY("{\"a\":1}")) == 1, "an object parses");
+	ok(parse_err(KEY("[1,2] \r\n\t ")) == 1, "white space after the value is fine");
+	ok(parse_err(KEY("\"s\"")) == 1, "a string parses (the caller wants an object)");
+	ok(parse_err("", 0) == TARGET_NOT_JSON, "empty: not JSON");
+	ok(parse_err(KEY("   ")) == TARGET_NOT_JSON, "only white space: not JSON");
+	ok(parse_err(KEY("{\"a\":1} x")) == TARGET_NOT_JSON, "trailing garbage: not JSON");
+	ok(parse_err(KEY("{\"a\":1}{}")) == TARGET_NOT_JSON, "two values: not JSON");
+	ok(parse_err(KEY("{\"a\":1")) == TARGET_NOT_JSON, "truncated: not JSON");
+	ok(parse_err(KEY("{\"a\":\"x\ny\"}")) == TARGET_NOT_JSON, "raw newline in a string: not JSON");
+	ok(parse_err(KEY("{\"a\":\"\xff\"}")) == TARGET_NOT_UTF8, "0xFF: not UTF-8");
+	ok(parse_err(KEY("{\"a\":\"\xC0\x80\"}")) == TARGET_NOT_UTF8, "overlong NUL: not UTF-8");
+	ok(parse_err(KEY("{\"a\":\"\\u0000\"}")) == 1, "escaped NUL parses (the caller decides)");
+	ok(parse_err("{\"a\":1}\0", 8) == TARGET_NOT_JSON, "a NUL byte after the value: not JSON");
+}
+
 int main(void)
 {
 	test_raw_control();
+	test_parse_json();
 	test_id_valid();
 	test_routing_key();
 	test_body();
