@@ -77,6 +77,8 @@ def delivered_rate(r):
 
 def loss_str(r):
     ws = g(r, "ws")
+    if ws is not None and ws.get("tool") == "tcpfloor":
+        return None     # the floor counts nothing but reach-all
     if ws is None:
         d = g(r, "drain")
         if d is None:
