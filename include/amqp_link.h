@@ -32,6 +32,20 @@ struct amqp_link {
 	char error[200];
 };
 
+/* Delays between connection attempts: from amqp_reconnect_min, doubling up
+ * to amqp_reconnect_max, back to the minimum after a success.  Each wait
+ * has equal jitter (half fixed, half random) so that a fleet of notifyd
+ * processes does not reconnect in lockstep. */
+struct amqp_backoff {
+	uint32_t delay_ms, min_ms, max_ms;
+	unsigned int seed;
+};
+
+void amqp_backoff_init(struct amqp_backoff *b, const struct config *cfg, unsigned int seed);
+void amqp_backoff_reset(struct amqp_backoff *b);
+/* The wait before the next attempt; the one after will be twice as long. */
+uint32_t amqp_backoff_next(struct amqp_backoff *b);
+
 /* Returns 0, or -1 with link->error set (and nothing left open). */
 int amqp_link_open(struct amqp_link *l, const struct config *cfg, const char *role);
 

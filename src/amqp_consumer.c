@@ -42,7 +42,7 @@ struct amqp_consumer {
 	bool cancelled, drained_posted;
 	enum broker_state state;
 	char error[200];
-	unsigned int seed;
+	struct amqp_backoff backoff;
 };
 
 static void consumer_post(struct amqp_consumer *c, enum broker_state st)
@@ -326,8 +326,8 @@ static int consumer_backoff(struct amqp_consumer *c, uint32_t delay_ms)
 static void *consumer_main(void *arg)
 {
 	struct amqp_consumer *c = arg;
-	uint32_t delay = c->cfg->amqp_reconnect_min_ms;
 	bool first = true;
+	uint32_t wait;
 
 	for (;;) {
 		if (atomic_load(&c->command) >= CONSUMER_STOP_CONSUMING) {
@@ -341,7 +341,7 @@ static void *consumer_main(void *arg)
 
 			if (!first)
 				stats_add(&c->stats->broker_reconnects, 1);
-			delay = c->cfg->amqp_reconnect_min_ms;
+			amqp_backoff_reset(&c->backoff);
 			consumer_post(c, BROKER_CONSUMING);
 			rc = consumer_session(c);
 			if (rc == 0) {
@@ -351,18 +351,12 @@ static void *consumer_main(void *arg)
 			}
 		}
 		first = false;
-		log_warn("broker_lost", "error=\"%s\" retry_ms=%u generation=%u", c->error, delay, c->gen);
+		wait = amqp_backoff_next(&c->backoff);
+		log_warn("broker_lost", "error=\"%s\" retry_ms=%u generation=%u", c->error, wait, c->gen);
 		consumer_disconnect(c);
 		consumer_post(c, BROKER_RECONNECTING);
-		{
-			/* Equal jitter: half fixed, half random, so a fleet of
-			 * notifyd does not reconnect in lockstep. */
-			uint32_t wait = delay / 2 + (uint32_t)(rand_r(&c->seed) % (delay / 2 + 1));
-
-			if (consumer_backoff(c, wait))
-				break;
-		}
-		delay = delay > c->cfg->amqp_reconnect_max_ms / 2 ? c->cfg->amqp_reconnect_max_ms : delay * 2;
+		if (consumer_backoff(c, wait))
+			break;
 	}
 	consumer_post(c, BROKER_STOPPED);
 	return NULL;
@@ -381,7 +375,7 @@ struct amqp_consumer *amqp_consumer_start(const struct config *cfg, struct stats
 	c->ackq = ackq;
 	c->statusq = statusq;
 	c->gen = 1;
-	c->seed = (unsigned int)(notifyd_now_ns() ^ (uint64_t)getpid());
+	amqp_backoff_init(&c->backoff, cfg, (unsigned int)(notifyd_now_ns() ^ (uint64_t)getpid()));
 	c->consumer_tag = amqp_empty_bytes;
 	atomic_init(&c->command, CONSUMER_RUN);
 	c->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -274,3 +274,25 @@ void amqp_link_next_frame(struct amqp_link *l, struct timeval *timeout, struct a
 		return;
 	}
 }
+
+void amqp_backoff_init(struct amqp_backoff *b, const struct config *cfg, unsigned int seed)
+{
+	b->min_ms = cfg->amqp_reconnect_min_ms;
+	b->max_ms = cfg->amqp_reconnect_max_ms;
+	b->delay_ms = b->min_ms;
+	b->seed = seed;
+}
+
+void amqp_backoff_reset(struct amqp_backoff *b)
+{
+	b->delay_ms = b->min_ms;
+}
+
+uint32_t amqp_backoff_next(struct amqp_backoff *b)
+{
+	uint32_t d = b->delay_ms;
+	uint32_t wait = d / 2 + (uint32_t)(rand_r(&b->seed) % (d / 2 + 1));
+
+	b->delay_ms = d > b->max_ms / 2 ? b->max_ms : d * 2;
+	return wait;
+}

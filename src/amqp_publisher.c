@@ -49,7 +49,7 @@ struct amqp_publisher {
 	size_t seqmask;
 	struct pending *fifo;
 	size_t fhead, fcount, fcap;
-	unsigned int seed;
+	struct amqp_backoff backoff;
 	uint64_t serviced_ms;		/* last call in with nothing to read */
 	/* Results of this pass, handed to the loop together at its end: one
 	 * eventfd write for a burst of confirms instead of one per job. */
@@ -318,7 +318,6 @@ static int publisher_read_frames(struct amqp_publisher *p, bool readable, bool s
 static void *publisher_main(void *arg)
 {
 	struct amqp_publisher *p = arg;
-	uint32_t delay = p->cfg->amqp_reconnect_min_ms;
 	uint64_t retry_at = 0;
 	int poll_ms = 1000;
 
@@ -333,14 +332,12 @@ static void *publisher_main(void *arg)
 
 		if (!p->connected && notifyd_now_ms() >= retry_at) {
 			if (publisher_connect(p) == 0) {
-				delay = p->cfg->amqp_reconnect_min_ms;
+				amqp_backoff_reset(&p->backoff);
 			} else {
-				uint32_t wait = delay / 2 + (uint32_t)(rand_r(&p->seed) % (delay / 2 + 1));
+				uint32_t wait = amqp_backoff_next(&p->backoff);
 
 				log_warn("publisher_unavailable", "error=\"%s\" retry_ms=%u", p->link.error, wait);
 				retry_at = notifyd_now_ms() + wait;
-				delay = delay > p->cfg->amqp_reconnect_max_ms / 2 ?
-				    p->cfg->amqp_reconnect_max_ms : delay * 2;
 			}
 		}
 		pfd[nfd++] = (struct pollfd){ .fd = xqueue_fd(p->pushq), .events = POLLIN };
@@ -377,7 +374,7 @@ static void *publisher_main(void *arg)
 			if (failed) {
 				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 				publisher_disconnect(p, "broker connection lost before the confirm");
-				retry_at = notifyd_now_ms() + delay;
+				retry_at = notifyd_now_ms() + amqp_backoff_next(&p->backoff);
 				corked = false;
 			}
 			if (n < JOB_BATCH)
@@ -392,7 +389,7 @@ static void *publisher_main(void *arg)
 			if (publisher_read_frames(p, readable, service) < 0) {
 				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 				publisher_disconnect(p, "broker connection lost before the confirm");
-				retry_at = notifyd_now_ms() + delay;
+				retry_at = notifyd_now_ms() + amqp_backoff_next(&p->backoff);
 			}
 		}
 		publisher_flush_results(p);
@@ -414,7 +411,7 @@ struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqu
 	p->resultq = resultq;
 	p->seqmask = 4095;
 	p->seqst = calloc(p->seqmask + 1, 1);
-	p->seed = (unsigned int)(notifyd_now_ms() ^ ((uint64_t)getpid() << 16));
+	amqp_backoff_init(&p->backoff, cfg, (unsigned int)(notifyd_now_ms() ^ ((uint64_t)getpid() << 16)));
 	atomic_init(&p->stop, false);
 	p->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->seqst == NULL || p->ctl_fd < 0 ||
