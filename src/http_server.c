@@ -177,11 +177,6 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 	return bev;
 }
 
-static void http_error(struct evhttp_request *req, int code, const char *msg)
-{
-	http_reply_error(req, code, msg);
-}
-
 static const char *hdr(struct evhttp_request *req, const char *name)
 {
 	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
@@ -421,26 +416,26 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Sec-WebSocket-Version", "13");
 		stats_add(&gw->stats->ws_rejected, 1);
 		log_info("ws_handshake_refused", "status=%d why=\"%s\"", code, why ? why : "");
-		http_error(req, code, why ? why : "malformed upgrade");
+		http_reply_error(req, code, why ? why : "malformed upgrade");
 		return;
 	}
 	if (!same_origin(origin, host) && !ws_origin_allowed(origin,
 	    (const char *const *)cfg->allowed_origins.item, cfg->allowed_origins.n)) {
 		stats_add(&gw->stats->ws_rejected, 1);
 		log_info("ws_handshake_refused", "status=403 why=origin");
-		http_error(req, 403, "origin not allowed");
+		http_reply_error(req, 403, "origin not allowed");
 		return;
 	}
 	if (gw->draining) {
 		stats_add(&gw->stats->ws_rejected, 1);
-		http_error(req, 503, "server shutting down");
+		http_reply_error(req, 503, "server shutting down");
 		return;
 	}
 	if (gw->reg.nconns >= cfg->max_connections) {
 		stats_add(&gw->stats->ws_rejected, 1);
 		stats_add(&gw->stats->limit_hits[LIMIT_CONNECTIONS], 1);
 		log_warn("ws_limit_reached", "limit=connections max=%u", cfg->max_connections);
-		http_error(req, 503, "connection limit reached");
+		http_reply_error(req, 503, "connection limit reached");
 		return;
 	}
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
@@ -449,7 +444,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		stats_add(&gw->stats->limit_hits[LIMIT_IP_RATE], 1);
 		log_warn("ws_limit_reached", "limit=ip_rate addr=%s rate=%u", peer != NULL ? peer : "?",
 		    cfg->ip_connect_rate);
-		http_error(req, 503, "too many new connections from this address");
+		http_reply_error(req, 503, "too many new connections from this address");
 		return;
 	}
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
@@ -458,7 +453,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	if (query != NULL && evhttp_parse_query_str(query, &params) < 0) {
 		evhttp_clear_headers(&params);
 		stats_add(&gw->stats->ws_rejected, 1);
-		http_error(req, 400, "malformed query string");
+		http_reply_error(req, 400, "malformed query string");
 		return;
 	}
 	user = evhttp_find_header(&params, "userId");
@@ -473,7 +468,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 			evhttp_clear_headers(&params);
 			stats_add(&gw->stats->ws_rejected, 1);
 			log_info("ws_auth_refused", "status=%d why=\"%s\"", st, bad);
-			http_error(req, st, bad);
+			http_reply_error(req, st, bad);
 			return;
 		}
 		user = ident.user;
@@ -481,7 +476,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		/* auth = none: the user names itself. */
 		evhttp_clear_headers(&params);
 		stats_add(&gw->stats->ws_rejected, 1);
-		http_error(req, 400, "missing or invalid userId");
+		http_reply_error(req, 400, "missing or invalid userId");
 		return;
 	}
 	if (cfg->max_connections_per_user > 0 && (ue = registry_find(&gw->reg, user, strlen(user))) != NULL &&
@@ -493,11 +488,11 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		stats_add(&gw->stats->limit_hits[LIMIT_PER_USER], 1);
 		log_warn("ws_limit_reached", "limit=per_user user=%s max=%u",
 		    log_quote(uq, sizeof(uq), ue->id, ue->id_len), cfg->max_connections_per_user);
-		http_error(req, 503, "too many connections for this user");
+		http_reply_error(req, 503, "too many connections for this user");
 		return;
 	}
 	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, expires_ms) == NULL)
-		http_error(req, 500, "cannot accept the connection");
+		http_reply_error(req, 500, "cannot accept the connection");
 	evhttp_clear_headers(&params);
 }
 
@@ -547,7 +542,7 @@ static void http_on_push(struct evhttp_request *req, void *arg)
 	guard_done(hs, req);
 	if (hs->gw->draining) {
 		stats_add(&hs->gw->stats->push_status[PUSH_503], 1);
-		http_error(req, 503, "server shutting down");
+		http_reply_error(req, 503, "server shutting down");
 		return;
 	}
 	http_push_handle(hs->gw->push, req);
@@ -560,7 +555,7 @@ static void http_on_metrics(struct evhttp_request *req, void *arg)
 
 	guard_done(hs, req);
 	if (b == NULL) {
-		http_error(req, 500, "out of memory");
+		http_reply_error(req, 500, "out of memory");
 		return;
 	}
 	metrics_render(hs->gw, b);
@@ -581,7 +576,7 @@ static void http_on_other(struct evhttp_request *req, void *arg)
 		http_reply_body(req, 200, "text/html; charset=utf-8", demo_page_html, demo_page_len);
 		return;
 	}
-	http_error(req, 404, "not found");
+	http_reply_error(req, 404, "not found");
 }
 
 /* Out of descriptors (EMFILE) or the like: a listening socket stays

@@ -92,7 +92,9 @@ bool ip_rate_allow(struct ip_rate *r, const char *addr, uint64_t now_ms)
 
 size_t ip_rate_expire(struct ip_rate *r, uint64_t now_ms, uint64_t idle_ms)
 {
-	if (r == NULL)
+	/* Nothing tracked (the usual case with ip_connect_rate = 0): skip the
+	 * scan of every bucket. */
+	if (r == NULL || r->n == 0)
 		return 0;
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		struct ip_entry **pp = &r->bucket[i];
