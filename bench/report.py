@@ -126,6 +126,14 @@ def cpu_per_conn(r):
     return cpu * 1e6 / n
 
 
+def storm_rates(r):
+    """The connect rates of the repeated storms, low to high (the median is shown above)."""
+    rates = g(r, "ws", "connect_rates")
+    if not rates or len(rates) < 2:
+        return None
+    return "/".join("%.0f" % (x or 0) for x in rates)
+
+
 def processes(r):
     lab = g(r, "ws", "label") or ""
     if lab.startswith("processes="):
@@ -169,6 +177,7 @@ def rows_for(scen, runs):
         row("new conn/s (higher)", "rate", lambda r: g(r, "ws", "connect_rate"),
             (lambda v: ">= 30000 " + goal_check(v["notifyd"], ">=", 30000)) if scen == "stormjwt" else None)
         row("server CPU us/conn", "us", lambda r: cpu_per_conn(r))
+        row("conn/s of each storm", "str", storm_rates)
     elif scen.startswith("multi"):
         row("processes", "int", lambda r: processes(r))
         row("connected", "int", lambda r: g(r, "ws", "connected"))
