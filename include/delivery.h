@@ -56,6 +56,24 @@ struct msg {
 	uint8_t frame[];	/* unmasked text frame: header then the body */
 };
 
+/* A fresh msg for delivery tag of generation gen, one reference held (the
+ * dispatcher's), no parts; the caller fills frame[0..frame_len). */
+static inline void msg_init(struct msg *m, uint32_t gen, uint64_t tag, uint64_t t_recv_ns,
+    const struct target *t, size_t frame_len)
+{
+	atomic_init(&m->refs, 1);
+	m->gen = gen;
+	m->tag = tag;
+	m->t_recv_ns = t_recv_ns;
+	m->targets = 0;
+	m->abandoned = false;
+	m->owner = NULL;
+	m->parts = NULL;
+	m->nparts = 0;
+	m->target = *t;
+	m->frame_len = frame_len;
+}
+
 struct ready {
 	uint64_t seq;
 	struct msg *msg;	/* NULL: the delivery was rejected, only the seq moves on */

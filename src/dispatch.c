@@ -154,17 +154,11 @@ static void dispatch_flush_run(struct dispatch *d)
 		}
 		return;
 	}
-	atomic_init(&b->refs, 1);
-	b->gen = first->gen;
-	b->tag = first->tag;
-	b->t_recv_ns = first->t_recv_ns;
-	b->targets = 0;
-	b->abandoned = false;
+	/* The batch's own tag and gen are never acked: its parts are. */
+	msg_init(b, first->gen, first->tag, first->t_recv_ns, &first->target, len);
 	b->owner = d;
 	b->parts = first;
 	b->nparts = k;
-	b->target = first->target;
-	b->frame_len = len;
 	stats_add(&d->gw->stats->broadcast_batches, 1);
 	for (struct msg *p = first; p != NULL; p = p->parts) {
 		memcpy(b->frame + off, p->frame, p->frame_len);

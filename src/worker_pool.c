@@ -89,17 +89,7 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 		*reason = REJECT_REASON_COUNT;
 		return NULL;
 	}
-	atomic_init(&m->refs, 1);
-	m->gen = j->gen;
-	m->tag = j->tag;
-	m->t_recv_ns = j->t_recv_ns;
-	m->targets = 0;
-	m->abandoned = false;
-	m->owner = NULL;
-	m->parts = NULL;
-	m->nparts = 0;
-	m->target = t;
-	m->frame_len = h + body.len;
+	msg_init(m, j->gen, j->tag, j->t_recv_ns, &t, h + body.len);
 	memcpy(m->frame, hdr, h);
 	memcpy(m->frame + h, body.bytes, body.len);
 	return m;
