@@ -510,9 +510,7 @@ void http_push_free(struct http_push *hp)
 	if (hp->flush_ev != NULL)
 		event_free(hp->flush_ev);
 	EVP_MD_CTX_free(hp->mdctx);
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	EVP_MD_free(hp->md);
-#endif
 	if (hp->keys != NULL)
 		OPENSSL_cleanse(hp->keys, hp->nkeys * sizeof(*hp->keys));
 	free(hp->keys);

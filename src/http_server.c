@@ -355,38 +355,24 @@ out:
 static void ws_headers(struct evhttp_request *req, struct ws_upgrade_request *up,
     const char **origin, const char **host)
 {
+	const struct {
+		const char *name;
+		const char **slot;
+	} want[] = {
+		{ "Host", host }, { "Origin", origin }, { "Upgrade", &up->upgrade },
+		{ "Connection", &up->connection }, { "Sec-WebSocket-Key", &up->key },
+		{ "Sec-WebSocket-Version", &up->version },
+	};
 	const struct evkeyval *kv;
 
-	up->upgrade = up->connection = up->key = up->version = NULL;
-	*origin = *host = NULL;
-	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
-		const char **slot = NULL;
-
-		switch (strlen(kv->key)) {
-		case 4:
-			slot = strcasecmp(kv->key, "Host") == 0 ? host : NULL;
-			break;
-		case 6:
-			slot = strcasecmp(kv->key, "Origin") == 0 ? origin : NULL;
-			break;
-		case 7:
-			slot = strcasecmp(kv->key, "Upgrade") == 0 ? &up->upgrade : NULL;
-			break;
-		case 10:
-			slot = strcasecmp(kv->key, "Connection") == 0 ? &up->connection : NULL;
-			break;
-		case 17:
-			slot = strcasecmp(kv->key, "Sec-WebSocket-Key") == 0 ? &up->key : NULL;
-			break;
-		case 21:
-			slot = strcasecmp(kv->key, "Sec-WebSocket-Version") == 0 ? &up->version : NULL;
-			break;
-		default:
-			break;
-		}
-		if (slot != NULL && *slot == NULL)
-			*slot = kv->value;
-	}
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		*want[i].slot = NULL;
+	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv != NULL; kv = kv->next.tqe_next)
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+			if (*want[i].slot == NULL && strcasecmp(kv->key, want[i].name) == 0) {
+				*want[i].slot = kv->value;
+				break;
+			}
 }
 
 static void http_on_ws(struct evhttp_request *req, void *arg)

@@ -279,8 +279,6 @@ static int load_config(struct config *cfg, const char *path, int explicit_path)
 	return 0;
 }
 
-/* Every client is a descriptor: lift the soft limit to what the connection
- * limit needs (up to the hard limit), and say so when it cannot. */
 /* epoll with a changelist: evhttp turns reading off just before our
  * callback and the WebSocket takeover turns it on again, and a frame queued
  * then written arms and disarms EV_WRITE in the same loop pass; the
@@ -299,6 +297,8 @@ static struct event_base *new_event_base(void)
 	return base != NULL ? base : event_base_new();
 }
 
+/* Every client is a descriptor: lift the soft limit to what the connection
+ * limit needs (up to the hard limit), and say so when it cannot. */
 static void raise_fd_limit(const struct config *cfg)
 {
 	struct rlimit rl;
