@@ -495,8 +495,11 @@ static void http_on_health(struct evhttp_request *req, void *arg)
 	guard_done(hs, req);
 	for (int i = 0; i < REJECT_REASON_COUNT; i++)
 		rejected += stats_get(&st->rejected[i]);
-	if (gw->broker.error[0] != '\0')
+	/* The error text names hosts and TLS details: anyone can ask. */
+	if (gw->broker.error[0] != '\0' && gw->cfg->health_show_errors)
 		log_quote(err, sizeof(err), gw->broker.error, sizeof(gw->broker.error));
+	else if (gw->broker.error[0] != '\0')
+		snprintf(err, sizeof(err), "\"see the log\"");
 	else
 		snprintf(err, sizeof(err), "null");
 	n = snprintf(body, sizeof(body),

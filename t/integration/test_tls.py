@@ -159,7 +159,7 @@ def test_amqps_to_a_tls_broker(spare_broker, start_notifyd, ws_client, queue_nam
     # a CA that did not sign the broker's certificate: never consuming
     bad = start_notifyd(name="wrong-ca", wait=False, amqp_url=url, amqp_ca_file=other.cert,
                         queue_name=queue_name + ".wrong", amqp_reconnect_min="100ms",
-                        amqp_reconnect_max="1s")
+                        amqp_reconnect_max="1s", health_show_errors="on")
     seen = {}
 
     def reports_error():
@@ -179,7 +179,7 @@ def test_amqps_to_a_tls_broker(spare_broker, start_notifyd, ws_client, queue_nam
     # the same node by IP address: the certificate names IP:127.0.0.1 too
     ip = start_notifyd(name="by-ip", wait=False, amqp_url="amqps://guest:guest@127.0.0.1:%d/" % tls_port,
                        amqp_ca_file=ca.cert, queue_name=queue_name + ".ip",
-                       amqp_reconnect_min="100ms", amqp_reconnect_max="1s")
+                       amqp_reconnect_min="100ms", amqp_reconnect_max="1s", health_show_errors="on")
     def settled():
         st, h = ip.health(timeout=1)
         return (st, h) if st == 200 or (isinstance(h, dict) and h["broker"].get("last_error")) else None
