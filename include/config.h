@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 enum config_auth { CONFIG_AUTH_NONE = 0, CONFIG_AUTH_JWT };
 enum config_log_format { CONFIG_LOG_KV = 0, CONFIG_LOG_JSON };
@@ -84,7 +85,10 @@ struct config {
 	bool amqp_verify_peer;		/* amqp_verify_peer, on */
 
 	/* publishing over HTTP */
-	struct config_list push_keys;	/* push_keys, "" (secret; empty: POST /push answers 403) */
+	struct config_list push_keys;	/* push_keys, "" (secret, each at least 16 characters;
+					 * empty: POST /push answers 403) */
+	uint32_t push_auth_fail_rate;	/* push_auth_fail_rate, 5: failed /push authentications
+					 * per second per IP, then 429; 0: no limit */
 	uint64_t push_max_body;		/* push_max_body, 1M */
 	uint32_t push_timeout_ms;	/* push_timeout, 5s: wait for the broker's confirm */
 	uint32_t push_max_batch;	/* push_max_batch, 1000 notifications per request */
@@ -100,6 +104,12 @@ struct config {
 	char *log_file;			/* log_file, "" (stderr); reopened on SIGHUP */
 	enum config_log_level log_level; /* log_level, info */
 	enum config_log_format log_format; /* log_format, kv | json */
+
+	/* Not keys: what config_load_file() saw of the file it read. */
+	const char *file_secret_key;	/* a key of the file holding a secret (jwt_secret,
+					 * push_keys, an amqp_url password), NULL: none */
+	uint32_t file_mode;		/* the file's permission bits */
+	gid_t file_gid;			/* the file's group */
 };
 
 /* Fill every field with its default.  Returns 0, -1 on allocation failure. */
@@ -108,6 +118,12 @@ int config_defaults(struct config *c);
 /* Read a config file over the current values.  On error returns -1 and
  * writes "FILE:LINE: KEY: what is wrong" (or "FILE: reason") into err. */
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Can others than the daemon read a secret in the file config_load_file()
+ * read?  True when the file sets a secret and is readable by others, or by
+ * a group other than own_gid (the daemon's: the packaged file is 0640
+ * root:notifyd, which is right).  Pure: the caller warns. */
+bool config_file_exposed(const struct config *c, gid_t own_gid);
 
 /* Apply NOTIFYD_<KEY> variables from envp (NULL-terminated "NAME=value"
  * strings, like environ).  An unknown NOTIFYD_ variable is an error that

@@ -16,9 +16,13 @@
 
 enum log_level { LOG_LVL_DEBUG = 0, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
-/* json: 0 for key=value lines, 1 for JSON objects.  path NULL: stderr. */
+/* json: 0 for key=value lines, 1 for JSON objects.  path NULL: stderr.
+ * The file is opened for appending and never through a symbolic link
+ * (O_NOFOLLOW): -1 with errno ELOOP then.  Returns 0 or -1 with errno. */
 int log_init(enum log_level min, int json, const char *path);
 int log_reopen(void);
+/* strerror(err), with ELOOP explained as log_init() gets it. */
+const char *log_strerror(int err);
 int log_enabled(enum log_level lvl);
 
 /* event is a short snake_case name; fmt produces "k=v k2=v2" pairs. */
@@ -26,7 +30,9 @@ __attribute__((format(printf, 3, 4)))
 void log_event(enum log_level lvl, const char *event, const char *fmt, ...);
 
 /* Quote and escape s (at most n bytes of it) into buf as "...", always
- * NUL-terminated, truncated to fit; returns buf. */
+ * NUL-terminated, truncated to fit (never inside a character); returns buf.
+ * Control characters (C0, DEL, C1), U+2028, U+2029 and bytes that are not
+ * UTF-8 come out as \u00XX / \u20XX escapes: nothing raw can end a line. */
 const char *log_quote(char *buf, size_t buflen, const char *s, size_t n);
 
 #define log_debug(ev, ...) do { if (log_enabled(LOG_LVL_DEBUG)) log_event(LOG_LVL_DEBUG, ev, __VA_ARGS__); } while (0)

@@ -20,6 +20,7 @@ struct http_server;
 struct http_push;
 struct auth_jwt;
 struct xqueue;
+struct peer_table;
 
 enum broker_state {
 	BROKER_CONNECTING = 0,
@@ -45,6 +46,7 @@ struct gateway {
 	struct http_server *http;
 	struct http_push *push;
 	struct auth_jwt *auth;		/* auth = jwt: the verifier (swapped on SIGHUP) */
+	struct peer_table *peers;	/* open connections per client address */
 	struct xqueue *ackq;		/* to the consumer thread */
 	struct broker_status broker;	/* the loop's copy, for /health */
 	uint64_t started_ms;
@@ -54,8 +56,6 @@ struct gateway {
 					 * unwritten frames must not be acked */
 };
 
-uint64_t notifyd_now_ms(void);
-uint64_t notifyd_now_ns(void);
 const char *broker_state_name(enum broker_state s);
 
 /* Build the token verifier from the configuration (auth = jwt), NULL with

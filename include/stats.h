@@ -20,8 +20,11 @@ enum reject_reason {
 };
 
 /* HTTP statuses of POST /push, as metrics labels. */
-enum push_status_idx { PUSH_202 = 0, PUSH_400, PUSH_401, PUSH_403, PUSH_405, PUSH_413, PUSH_503, PUSH_OTHER,
-	PUSH_STATUS_COUNT };
+enum push_status_idx { PUSH_202 = 0, PUSH_400, PUSH_401, PUSH_403, PUSH_405, PUSH_413, PUSH_429, PUSH_503,
+	PUSH_OTHER, PUSH_STATUS_COUNT };
+
+enum limit_kind { LIMIT_CONNECTIONS = 0, LIMIT_PER_USER, LIMIT_IP_RATE, LIMIT_HANDSHAKE,
+	LIMIT_PER_IP, LIMIT_HTTP_CONNECTIONS, LIMIT_KIND_COUNT };
 
 /* Upper bounds (seconds) of the delivery latency histogram buckets; +Inf is
  * implicit. */
@@ -44,14 +47,16 @@ struct stats {
 	atomic_uint_fast64_t broadcast_batches;	/* runs of broadcasts written as one */
 	atomic_uint_fast64_t push_status[PUSH_STATUS_COUNT];
 	atomic_uint_fast64_t push_messages;	/* notifications confirmed by the broker */
-	atomic_uint_fast64_t limit_hits[4];	/* enum limit_kind */
+	atomic_uint_fast64_t limit_hits[LIMIT_KIND_COUNT];
+	atomic_uint_fast64_t http_connections;	/* gauge: connections not (yet) WebSocket */
+	atomic_uint_fast64_t http_refused;	/* requests answered by the gate, body unread */
+	atomic_uint_fast64_t pongs_coalesced;	/* pings answered by a pong already pending */
 	/* broker delivery -> frame written, per frame */
 	atomic_uint_fast64_t latency_bucket[STATS_LATENCY_BUCKETS + 1];
 	atomic_uint_fast64_t latency_sum_us;
 	atomic_uint_fast64_t latency_count;
 };
 
-enum limit_kind { LIMIT_CONNECTIONS = 0, LIMIT_PER_USER, LIMIT_IP_RATE, LIMIT_HANDSHAKE };
 
 extern const double stats_latency_bounds[STATS_LATENCY_BUCKETS];
 

@@ -4,7 +4,8 @@
  * "user.<id>" names one user, "broadcast" everyone; any other key defers to
  * the body's "user_id" (string or integer) or "broadcast": true.
  * A user id is 1..TARGET_ID_MAX bytes of valid UTF-8 with no control
- * characters (< 0x20 or 0x7f).  Also the one strict reading of a
+ * characters (C0 < 0x20, DEL 0x7f, C1 U+0080..U+009F) and no line or
+ * paragraph separator (U+2028, U+2029).  Also the one strict reading of a
  * notification body as JSON, for the broker's messages and POST /push alike.
  * No allocation except target_parse_json()'s tree.
  */

@@ -11,7 +11,10 @@
  * A client whose unsent bytes would pass ws_send_queue_max, or whose oldest
  * unsent frame is older than ws_send_timeout, is closed with 1013: it gets
  * nothing new, its pending frames are released within a grace period, and
- * it never slows anyone else.
+ * it never slows anyone else.  Everything a client makes us write counts
+ * too: at most one pong waits (a newer ping replaces it), reading stops
+ * while the output is over ws_send_queue_max, and ws_send_timeout applies
+ * to control frames as to notifications.
  * Freed only by itself (peer gone, close done, sweep deadline) or by
  * ws_conn_free(); never while the caller iterates, since send and close only
  * mark state.
@@ -28,16 +31,19 @@
 struct evhttp_request;
 struct gateway;
 struct msg;
+struct peer;
 struct ws_conn;
 
 /* Answer 101 and take over the connection of req for user id.  key is the
  * client's Sec-WebSocket-Key (already validated); subprotocol, when not
  * NULL or "", is echoed in Sec-WebSocket-Protocol; expires_ms (monotonic,
  * 0: never) is when the token runs out and the connection is closed with
- * 1008.  Returns the connection, or NULL (nothing was answered). */
+ * 1008.  peer (may be NULL) is the address's slot in gw->peers: the
+ * connection gives it back when it closes, and also when NULL is returned.
+ * Returns the connection, or NULL (nothing was answered). */
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
-    uint64_t expires_ms);
+    uint64_t expires_ms, struct peer *peer);
 
 /* Queue msg's frame.  pass numbers the dispatcher's wake-ups: the first
  * frame a connection gets in a pass is written to the socket right away

@@ -15,6 +15,7 @@
 
 #include "ack_window.h"
 #include "amqp_link.h"
+#include "clock.h"
 #include "delivery.h"
 #include "log.h"
 #include "notifyd.h"
@@ -263,7 +264,7 @@ static int consumer_session(struct amqp_consumer *c)
 			j.tag = env.delivery_tag;
 			j.gen = c->gen;
 			j.redelivered = env.redelivered != 0;
-			j.t_recv_ns = notifyd_now_ns();
+			j.t_recv_ns = clock_now_ns();
 			j.env = env;
 			stats_add(&c->stats->consumed, 1);
 			if (j.redelivered)
@@ -297,10 +298,10 @@ static int consumer_session(struct amqp_consumer *c)
 static int consumer_backoff(struct amqp_consumer *c, uint32_t delay_ms)
 {
 	struct pollfd pfd = { .fd = c->ctl_fd, .events = POLLIN };
-	uint64_t end = notifyd_now_ns() + (uint64_t)delay_ms * 1000000u;
+	uint64_t end = clock_now_ns() + (uint64_t)delay_ms * 1000000u;
 
 	for (;;) {
-		uint64_t now = notifyd_now_ns();
+		uint64_t now = clock_now_ns();
 		int cmd = atomic_load(&c->command);
 
 		if (cmd == CONSUMER_FINISH)
@@ -375,7 +376,7 @@ struct amqp_consumer *amqp_consumer_start(const struct config *cfg, struct stats
 	c->ackq = ackq;
 	c->statusq = statusq;
 	c->gen = 1;
-	amqp_backoff_init(&c->backoff, cfg, (unsigned int)(notifyd_now_ns() ^ (uint64_t)getpid()));
+	amqp_backoff_init(&c->backoff, cfg, (unsigned int)(clock_now_ns() ^ (uint64_t)getpid()));
 	c->consumer_tag = amqp_empty_bytes;
 	atomic_init(&c->command, CONSUMER_RUN);
 	c->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

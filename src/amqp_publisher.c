@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "amqp_link.h"
+#include "clock.h"
 #include "log.h"
 #include "notifyd.h"
 #include "xqueue.h"
@@ -307,7 +308,7 @@ static int publisher_read_frames(struct amqp_publisher *p, bool readable, bool s
 				return 0;
 			readable = false;
 			service = false;
-			p->serviced_ms = notifyd_now_ms();
+			p->serviced_ms = clock_now_ms();
 		}
 		amqp_link_next_frame(&p->link, NULL, &f);
 		if (publisher_on_frame(p, &f) < 0)
@@ -330,14 +331,14 @@ static void *publisher_main(void *arg)
 		int nfd = 0, timeout = poll_ms, ready;
 		bool corked;
 
-		if (!p->connected && notifyd_now_ms() >= retry_at) {
+		if (!p->connected && clock_now_ms() >= retry_at) {
 			if (publisher_connect(p) == 0) {
 				amqp_backoff_reset(&p->backoff);
 			} else {
 				uint32_t wait = amqp_backoff_next(&p->backoff);
 
 				log_warn("publisher_unavailable", "error=\"%s\" retry_ms=%u", p->link.error, wait);
-				retry_at = notifyd_now_ms() + wait;
+				retry_at = clock_now_ms() + wait;
 			}
 		}
 		pfd[nfd++] = (struct pollfd){ .fd = xqueue_fd(p->pushq), .events = POLLIN };
@@ -348,8 +349,8 @@ static void *publisher_main(void *arg)
 			 * while a send would block) make no POLLIN. */
 			if (amqp_data_in_buffer(p->link.conn) || amqp_frames_enqueued(p->link.conn))
 				timeout = 0;
-		} else if (retry_at > notifyd_now_ms() && retry_at - notifyd_now_ms() < (uint64_t)timeout) {
-			timeout = (int)(retry_at - notifyd_now_ms()) + 1;
+		} else if (retry_at > clock_now_ms() && retry_at - clock_now_ms() < (uint64_t)timeout) {
+			timeout = (int)(retry_at - clock_now_ms()) + 1;
 		}
 		ready = poll(pfd, (nfds_t)nfd, timeout);
 		if (ready < 0 && errno != EINTR)
@@ -374,7 +375,7 @@ static void *publisher_main(void *arg)
 			if (failed) {
 				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 				publisher_disconnect(p, "broker connection lost before the confirm");
-				retry_at = notifyd_now_ms() + amqp_backoff_next(&p->backoff);
+				retry_at = clock_now_ms() + amqp_backoff_next(&p->backoff);
 				corked = false;
 			}
 			if (n < JOB_BATCH)
@@ -384,12 +385,12 @@ static void *publisher_main(void *arg)
 			publisher_cork(p, 0);
 		if (p->connected) {
 			bool readable = nfd == 3 && (pfd[2].revents & (POLLIN | POLLERR | POLLHUP));
-			bool service = ready == 0 || notifyd_now_ms() - p->serviced_ms >= (uint64_t)poll_ms;
+			bool service = ready == 0 || clock_now_ms() - p->serviced_ms >= (uint64_t)poll_ms;
 
 			if (publisher_read_frames(p, readable, service) < 0) {
 				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 				publisher_disconnect(p, "broker connection lost before the confirm");
-				retry_at = notifyd_now_ms() + amqp_backoff_next(&p->backoff);
+				retry_at = clock_now_ms() + amqp_backoff_next(&p->backoff);
 			}
 		}
 		publisher_flush_results(p);
@@ -411,7 +412,7 @@ struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqu
 	p->resultq = resultq;
 	p->seqmask = 4095;
 	p->seqst = calloc(p->seqmask + 1, 1);
-	amqp_backoff_init(&p->backoff, cfg, (unsigned int)(notifyd_now_ms() ^ ((uint64_t)getpid() << 16)));
+	amqp_backoff_init(&p->backoff, cfg, (unsigned int)(clock_now_ms() ^ ((uint64_t)getpid() << 16)));
 	atomic_init(&p->stop, false);
 	p->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->seqst == NULL || p->ctl_fd < 0 ||

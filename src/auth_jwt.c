@@ -19,8 +19,11 @@
  * Claims are judged on libjwt's own parse (jansson), re-serialized by
  * jwt_get_grants_json() and read back with cJSON, so what was verified and
  * what is checked are one document: jansson has already refused invalid
- * UTF-8 and "\u0000" in strings, and kept only the last of duplicate
- * members, so the text cJSON reads has none of these.
+ * UTF-8 and "\u0000" in strings, so the text cJSON reads has neither.
+ * jansson silently keeps the last of duplicate members, and another reader
+ * of the same token may keep the first: {"sub":"a","sub":"b"} must not be
+ * b here and a elsewhere.  So one rule for the header and the claims: a
+ * member name twice at the top level makes the token malformed.
  */
 #include "autoconfig.h"
 
@@ -479,21 +482,71 @@ static int auth_jwt_split(const char *tok, size_t len, size_t dot[2])
 	return 0;
 }
 
-/* A JOSE header has a handful of members.  Duplicates are refused because
- * cJSON keeps the first and jansson the last: the two would read different
- * headers.  The bound keeps the quadratic duplicate search cheap. */
-static bool auth_jwt_small_object(const cJSON *obj)
+static int auth_jwt_cmp_names(const void *x, const void *y)
 {
-	size_t n = 0;
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
 
-	for (const cJSON *i = obj->child; i != NULL; i = i->next) {
-		if (++n > AUTH_JWT_HEADER_MEMBERS_MAX || i->string == NULL)
-			return false;
-		for (const cJSON *j = i->next; j != NULL; j = j->next)
-			if (j->string == NULL || strcmp(i->string, j->string) == 0)
-				return false;
+/* Are obj's member names (as cJSON decoded them: "s\u0075b" is "sub") all
+ * distinct, and at most max of them?  Sorted, so that a claims object of a
+ * thousand members costs n log n, not n^2.  -1: out of memory. */
+static int auth_jwt_unique_members(const cJSON *obj, size_t max)
+{
+	const char **names;
+	size_t n = 0, i;
+	int rc = 1;
+
+	for (const cJSON *m = obj->child; m != NULL; m = m->next) {
+		if (m->string == NULL || ++n > max)
+			return 0;
 	}
-	return true;
+	if (n < 2)
+		return 1;
+	names = malloc(n * sizeof(*names));
+	if (names == NULL)
+		return -1;
+	i = 0;
+	for (const cJSON *m = obj->child; m != NULL; m = m->next)
+		names[i++] = m->string;
+	qsort(names, n, sizeof(*names), auth_jwt_cmp_names);
+	for (i = 1; i < n && rc == 1; i++)
+		if (strcmp(names[i - 1], names[i]) == 0)
+			rc = 0;
+	free(names);
+	return rc;
+}
+
+/* Parses a base64url segment (already checked by auth_jwt_split) as one
+ * JSON object with distinct top-level member names, at most max of them,
+ * followed by nothing but blanks (libjwt must not find more there).
+ * Returns the tree, or NULL with *rc MALFORMED or INTERNAL. */
+static cJSON *auth_jwt_parse_segment(const char *seg, size_t n, size_t max, int *rc)
+{
+	char buf[AUTH_JWT_TOKEN_MAX / 4 * 3 + 3];
+	const char *end = NULL;
+	size_t len = auth_jwt_b64url_decode(seg, n, (unsigned char *)buf);
+	cJSON *obj;
+	int unique;
+
+	*rc = AUTH_JWT_MALFORMED;
+	buf[len] = '\0';
+	obj = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+	while (obj != NULL && end < buf + len &&
+	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+		end++;
+	if (!cJSON_IsObject(obj) || end != buf + len) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	unique = auth_jwt_unique_members(obj, max);
+	if (unique != 1) {
+		if (unique < 0)
+			*rc = AUTH_JWT_INTERNAL;
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	*rc = AUTH_JWT_OK;
+	return obj;
 }
 
 /* Judges the JOSE header before any cryptography, so that alg "none",
@@ -501,24 +554,14 @@ static bool auth_jwt_small_object(const cJSON *obj)
  * cost a signature check. */
 static int auth_jwt_check_header(const struct auth_jwt *a, const char *seg, size_t n)
 {
-	char buf[AUTH_JWT_TOKEN_MAX / 4 * 3 + 3];
-	const char *end = NULL;
 	const cJSON *alg, *typ;
 	cJSON *hdr;
-	size_t len;
-	int rc = AUTH_JWT_OK;
+	int rc;
 
-	len = auth_jwt_b64url_decode(seg, n, (unsigned char *)buf);
-	buf[len] = '\0';
-	hdr = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-	/* Only blanks may follow the object: libjwt must not find more there. */
-	while (hdr != NULL && end < buf + len &&
-	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (!cJSON_IsObject(hdr) || end != buf + len || !auth_jwt_small_object(hdr)) {
-		cJSON_Delete(hdr);
-		return AUTH_JWT_MALFORMED;
-	}
+	/* A JOSE header has a handful of members: more is not a header. */
+	hdr = auth_jwt_parse_segment(seg, n, AUTH_JWT_HEADER_MEMBERS_MAX, &rc);
+	if (hdr == NULL)
+		return rc;
 	alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
 	typ = cJSON_GetObjectItemCaseSensitive(hdr, "typ");
 	if (!cJSON_IsString(alg))
@@ -669,13 +712,29 @@ static int auth_jwt_check_user(const struct auth_jwt *a, jwt_t *jwt, const cJSON
 	return AUTH_JWT_BAD_USER;
 }
 
-static int auth_jwt_check_claims(const struct auth_jwt *a, jwt_t *jwt, time_t now,
-				 struct auth_jwt_identity *out)
+/* The payload segment as sent, for what jansson's parse no longer shows:
+ * duplicate member names.  Only after the signature: an unsigned token
+ * costs no parse.  Any number of members (the token's length bounds them). */
+static int auth_jwt_check_payload_members(const char *seg, size_t n)
+{
+	cJSON *obj;
+	int rc;
+
+	obj = auth_jwt_parse_segment(seg, n, AUTH_JWT_TOKEN_MAX, &rc);
+	cJSON_Delete(obj);
+	return rc;
+}
+
+static int auth_jwt_check_claims(const struct auth_jwt *a, jwt_t *jwt, const char *payload,
+				 size_t payload_len, time_t now, struct auth_jwt_identity *out)
 {
 	cJSON *claims;
 	char *text;
 	int rc;
 
+	rc = auth_jwt_check_payload_members(payload, payload_len);
+	if (rc != AUTH_JWT_OK)
+		return rc;
 	text = jwt_get_grants_json(jwt, NULL);
 	if (text == NULL)
 		return AUTH_JWT_INTERNAL;
@@ -794,7 +853,7 @@ static int auth_jwt_verify_inner(const struct auth_jwt *a, const char *token, si
 	if (a->hmac != NULL ? !auth_jwt_header_alg_is(jwt, a->alg->name) : jwt_get_alg(jwt) != a->alg->id)
 		rc = AUTH_JWT_BAD_ALG;
 	else
-		rc = auth_jwt_check_claims(a, jwt, now, out);
+		rc = auth_jwt_check_claims(a, jwt, token + dot[0] + 1, dot[1] - dot[0] - 1, now, out);
 	jwt_free(jwt);
 	return rc;
 }

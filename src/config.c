@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LINE_BYTES_MAX 4096
@@ -34,7 +35,8 @@ enum ktype {
 	K_SIZE,		/* uint64_t bytes */
 	K_BOOL,		/* bool */
 	K_ENUM,		/* an int-sized enum indexing names[] */
-	K_LIST		/* struct config_list; max: bytes per item (0: no limit) */
+	K_LIST		/* struct config_list; min: characters per item, max: bytes
+			 * per item (0: no limit) */
 };
 
 struct key {
@@ -110,7 +112,10 @@ static const struct key keys[] = {
 	{ "amqp_key_file", K_STRING, FIELD(amqp_key_file, char *), 0, 4096, NULL, "", false },
 	{ "amqp_verify_peer", K_BOOL, FIELD(amqp_verify_peer, bool), 0, 0, NULL, "on", false },
 
-	{ "push_keys", K_LIST, FIELD(push_keys, struct config_list), 0, 1024, NULL, "", true },
+	/* min: characters per key; a short key falls to guessing even at
+	 * push_auth_fail_rate. */
+	{ "push_keys", K_LIST, FIELD(push_keys, struct config_list), 16, 1024, NULL, "", true },
+	{ "push_auth_fail_rate", K_UINT, FIELD(push_auth_fail_rate, uint32_t), 0, 10000000, NULL, "5", false },
 	{ "push_max_body", K_SIZE, FIELD(push_max_body, uint64_t), 2, 64 * MIB, NULL, "1M", false },
 	{ "push_timeout", K_MS, FIELD(push_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "5s", false },
 	{ "push_max_batch", K_UINT, FIELD(push_max_batch, uint32_t), 1, 100000, NULL, "1000", false },
@@ -483,6 +488,16 @@ static void list_clear(struct config_list *l)
 	l->n = 0;
 }
 
+/* Characters, not bytes: UTF-8 continuation bytes do not count. */
+static size_t utf8_chars(const char *s, size_t n)
+{
+	size_t chars = 0;
+
+	for (size_t i = 0; i < n; i++)
+		chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return chars;
+}
+
 static int set_list(struct config_list *dst, const struct key *k, const char *value, struct errctx *e)
 {
 	struct config_list l = { 0 };
@@ -509,6 +524,14 @@ static int set_list(struct config_list *dst, const struct key *k, const char *va
 			if (k->max && n > k->max) {
 				list_clear(&l);
 				return bad(e, k, value, "an item is longer than %" PRIu64 " bytes", k->max);
+			}
+			/* Named by its place, never by its text: it may be a secret. */
+			if (utf8_chars(p, n) < k->min) {
+				size_t place = l.n + 1;
+
+				list_clear(&l);
+				return bad(e, k, value, "item %zu is shorter than %" PRIu64 " characters",
+				    place, k->min);
 			}
 			l.item[l.n] = strndup(p, n);
 			if (!l.item[l.n]) {
@@ -750,6 +773,34 @@ static const char *unquote(char *s)
 	}
 }
 
+/* Does key k, as just set, hold a secret?  RabbitMQ's default account
+ * (guest:guest, which only works from the broker's own host) is public
+ * knowledge, not a secret. */
+static bool holds_secret(const struct config *c, const struct key *k)
+{
+	const void *p = cfield(c, k);
+
+	if (k->type == K_URL) {
+		struct piece pc[3];
+
+		if (url_pieces(*(char *const *)p, pc) != 3)
+			return false;
+		/* pc[0] ends with the ':' before the password, pc[2] starts
+		 * with the '@' after it. */
+		{
+			const char *pw = pc[0].s + pc[0].len;
+			size_t n = (size_t)(pc[2].s - pw);
+
+			return n > 0 && !(n == 5 && memcmp(pw, "guest", 5) == 0);
+		}
+	}
+	if (!k->secret)
+		return false;
+	if (k->type == K_LIST)
+		return ((const struct config_list *)p)->n > 0;
+	return k->type == K_STRING && (*(char *const *)p)[0] != '\0';
+}
+
 static int load_line(struct config *c, char *line, unsigned *seen, struct errctx *e)
 {
 	const struct key *k;
@@ -788,7 +839,11 @@ static int load_line(struct config *c, char *line, unsigned *seen, struct errctx
 		if (what)
 			return bad(e, k, NULL, "%s", what);
 	}
-	return set_value(c, k, value, e);
+	if (set_value(c, k, value, e) != 0)
+		return -1;
+	if (c->file_secret_key == NULL && holds_secret(c, k))
+		c->file_secret_key = k->name;
+	return 0;
 }
 
 /* Reads one line without its end of line into buf (LINE_BYTES_MAX + 1
@@ -817,6 +872,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 	char line[LINE_BYTES_MAX + 1];
 	unsigned seen[NKEYS] = { 0 };
 	struct errctx e;
+	struct stat st;
 	FILE *f;
 	long n;
 	int rc = 0;
@@ -826,6 +882,14 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 	f = fopen(path, "r");
 	if (!f)
 		return fail(&e, NULL, "%s", strerror(errno));
+	/* The file as opened, not as named: it cannot change in between. */
+	c->file_secret_key = NULL;
+	c->file_mode = 0;
+	c->file_gid = 0;
+	if (fstat(fileno(f), &st) == 0) {
+		c->file_mode = (uint32_t)(st.st_mode & 07777);
+		c->file_gid = st.st_gid;
+	}
 	while (rc == 0 && (n = read_line(f, line)) != -1) {
 		char *s = line;
 
@@ -852,6 +916,13 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 	}
 	fclose(f);
 	return rc;
+}
+
+bool config_file_exposed(const struct config *c, gid_t own_gid)
+{
+	if (c->file_secret_key == NULL)
+		return false;
+	return (c->file_mode & S_IROTH) != 0 || ((c->file_mode & S_IRGRP) != 0 && c->file_gid != own_gid);
 }
 
 int config_apply_env(struct config *c, char *const *envp, char *err, size_t errlen)

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "ack_window.h"
+#include "clock.h"
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
@@ -88,7 +89,7 @@ void dispatch_msg_release(const void *data, size_t len, void *arg)
 	if (data != NULL && d->gw->abandoning)
 		m->abandoned = true;
 	else if (data != NULL)
-		dispatch_observe_written(m, notifyd_now_ns());
+		dispatch_observe_written(m, clock_now_ns());
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	if (m->nparts == 0) {
@@ -107,7 +108,7 @@ void dispatch_msg_release(const void *data, size_t len, void *arg)
 static void dispatch_write(struct dispatch *d, struct msg *m)
 {
 	struct conn_registry *reg = &d->gw->reg;
-	uint64_t now = notifyd_now_ms();
+	uint64_t now = clock_now_ms();
 	uint32_t n = 0;
 
 	m->owner = d;
@@ -264,7 +265,7 @@ static void dispatch_on_ready(evutil_socket_t fd, short what, void *arg)
 static void dispatch_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatch *d = arg;
-	uint64_t now = notifyd_now_ms();
+	uint64_t now = clock_now_ms();
 	struct conn_links *l = d->gw->reg.all;
 
 	(void)fd;

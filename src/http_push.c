@@ -17,7 +17,9 @@
 #include <openssl/evp.h>
 
 #include "amqp_publisher.h"
+#include "clock.h"
 #include "http_reply.h"
+#include "ip_rate.h"
 #include "log.h"
 #include "notifyd.h"
 #include "stats.h"
@@ -28,6 +30,24 @@
 #define KEY_DIGEST 32
 /* Spare pend records kept for reuse; beyond this they go back to malloc. */
 #define PEND_SPARE_MAX 1024
+/* An address's failure budget is whole again a second after its last
+ * failure; its entry is kept a little longer than that. */
+#define AUTH_FAIL_IDLE_MS 2000
+#define AUTH_FAIL_SWEEP_MS 1000
+
+/* The answers of http_push_admit(), in one place for this module and the
+ * gate that asks before a body is read. */
+static const struct push_refusal {
+	int status;
+	const char *why;
+	const char *hname, *hvalue, *hline;	/* one extra header, or NULLs */
+} push_refusals[] = {
+	{ 401, "missing or wrong push key", "WWW-Authenticate", "Bearer", "WWW-Authenticate: Bearer" },
+	{ 403, "push is disabled: no push_keys configured", NULL, NULL, NULL },
+	/* A token comes back within 1 / push_auth_fail_rate seconds. */
+	{ 429, "too many failed push authentications from this address", "Retry-After", "1",
+	  "Retry-After: 1" },
+};
 
 /* A request waiting for the broker's confirm.  Deadlines are all
  * push_timeout after arrival, so the FIFO is also ordered by deadline. */
@@ -60,7 +80,20 @@ struct http_push {
 	 * together by flush_ev: one wake-up of its thread for all of them. */
 	struct push_job *stash;
 	size_t nstash, capstash;
+	/* Failed authentications per address (push_auth_fail_rate). */
+	struct ip_rate *auth_fails;
+	uint64_t auth_fails_sweep_ms;	/* next ip_rate_expire() */
+	uint64_t limit_log_next_ms;	/* push_auth_limited: one line a second at most */
+	uint64_t limit_unlogged;	/* addresses limited meanwhile, not logged */
 };
+
+static const struct push_refusal *push_refusal_of(int status)
+{
+	for (size_t i = 0; i < sizeof(push_refusals) / sizeof(push_refusals[0]); i++)
+		if (push_refusals[i].status == status)
+			return &push_refusals[i];
+	return NULL;
+}
 
 static struct pend *pend_get(struct http_push *hp)
 {
@@ -87,9 +120,11 @@ static void pend_put(struct http_push *hp, struct pend *p)
 
 static void push_reply(struct http_push *hp, struct evhttp_request *req, int status, const char *why)
 {
+	const struct push_refusal *r = push_refusal_of(status);
+
 	stats_add(&hp->gw->stats->push_status[stats_push_index(status)], 1);
-	if (status == 401)
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+	if (r != NULL && r->hname != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(req), r->hname, r->hvalue);
 	http_reply_error(req, status, why);
 }
 
@@ -165,10 +200,14 @@ static void push_on_result(evutil_socket_t fd, short what, void *arg)
 static void push_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_push *hp = arg;
-	uint64_t now = notifyd_now_ms();
+	uint64_t now = clock_now_ms();
 
 	(void)fd;
 	(void)what;
+	if (now >= hp->auth_fails_sweep_ms) {
+		ip_rate_expire(hp->auth_fails, now, AUTH_FAIL_IDLE_MS);
+		hp->auth_fails_sweep_ms = now + AUTH_FAIL_SWEEP_MS;
+	}
 	while (hp->head != NULL && hp->head->deadline_ms <= now) {
 		struct pend *p = hp->head;
 
@@ -200,6 +239,48 @@ static bool push_key_ok(struct http_push *hp, const char *auth)
 		match |= CRYPTO_memcmp(d, hp->keys[i], KEY_DIGEST) == 0;
 	OPENSSL_cleanse(d, sizeof(d));
 	return match != 0;
+}
+
+/* An address that used up its failures is logged, but one line a second
+ * at most in all: an attack from many addresses must not flood the log. */
+static void push_log_limited(struct http_push *hp, const char *addr, uint64_t now_ms)
+{
+	if (now_ms < hp->limit_log_next_ms) {
+		hp->limit_unlogged++;
+		return;
+	}
+	log_warn("push_auth_limited", "addr=%s rate=%u others_since_last=%llu", addr,
+	    hp->gw->cfg->push_auth_fail_rate, (unsigned long long)hp->limit_unlogged);
+	hp->limit_log_next_ms = now_ms + 1000;
+	hp->limit_unlogged = 0;
+}
+
+int http_push_admit(struct http_push *hp, const char *authorization, const char *peer_addr,
+    uint64_t now_ms)
+{
+	const char *addr = peer_addr != NULL ? peer_addr : "?";
+
+	if (hp->nkeys == 0)
+		return 403;
+	/* Before the key is looked at: a brute-forcing address learns
+	 * nothing more, not even from the right key. */
+	if (!ip_rate_peek(hp->auth_fails, addr, now_ms))
+		return 429;
+	if (push_key_ok(hp, authorization))
+		return 0;
+	(void)ip_rate_allow(hp->auth_fails, addr, now_ms);
+	if (!ip_rate_peek(hp->auth_fails, addr, now_ms))
+		push_log_limited(hp, addr, now_ms);
+	return 401;
+}
+
+void http_push_refusal(struct http_push *hp, int status, const char **why, const char **header)
+{
+	const struct push_refusal *r = push_refusal_of(status);
+
+	stats_add(&hp->gw->stats->push_status[stats_push_index(status)], 1);
+	*why = r != NULL ? r->why : "refused";
+	*header = r != NULL ? r->hline : NULL;
 }
 
 /* Validate one notification object and fill m.  raw (a single object) is
@@ -303,6 +384,8 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 	struct push_job job = { 0 };
 	struct pend *p;
 	const char *text, *why = NULL;
+	char *peer = NULL;
+	ev_uint16_t peer_port = 0;
 	cJSON *root = NULL;
 	int status = 400, rc;
 
@@ -311,14 +394,14 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		push_reply(hp, req, 405, "use POST");
 		return;
 	}
-	if (hp->nkeys == 0) {
-		push_reply(hp, req, 403, "push is disabled: no push_keys configured");
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
+	status = http_push_admit(hp, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"),
+	    peer, clock_now_ms());
+	if (status != 0) {
+		push_reply(hp, req, status, push_refusal_of(status)->why);
 		return;
 	}
-	if (!push_key_ok(hp, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"))) {
-		push_reply(hp, req, 401, "missing or wrong push key");
-		return;
-	}
+	status = 400;
 	if (len > cfg->push_max_body) {
 		push_reply(hp, req, 413, "body larger than push_max_body");
 		return;
@@ -391,7 +474,7 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 	p->id = job.id;
 	p->req = req;
 	p->n = job.n;
-	p->deadline_ms = notifyd_now_ms() + cfg->push_timeout_ms;
+	p->deadline_ms = clock_now_ms() + cfg->push_timeout_ms;
 	hp->stash[hp->nstash++] = job;
 	if (hp->nstash == 1)
 		event_active(hp->flush_ev, EV_TIMEOUT, 0);
@@ -450,10 +533,11 @@ struct http_push *http_push_new(struct gateway *gw, struct xqueue *pushq, struct
 	hp->resultq = resultq;
 	hp->md = EVP_MD_fetch(NULL, "SHA256", NULL);
 	hp->mdctx = EVP_MD_CTX_new();
+	hp->auth_fails = ip_rate_new(gw->cfg->push_auth_fail_rate);
 	hp->result_ev = event_new(gw->base, xqueue_fd(resultq), EV_READ | EV_PERSIST, push_on_result, hp);
 	hp->timer_ev = event_new(gw->base, -1, EV_PERSIST, push_on_timer, hp);
 	hp->flush_ev = event_new(gw->base, -1, 0, push_flush, hp);
-	if (hp->md == NULL || hp->mdctx == NULL || hp->flush_ev == NULL ||
+	if (hp->md == NULL || hp->mdctx == NULL || hp->flush_ev == NULL || hp->auth_fails == NULL ||
 	    hp->result_ev == NULL || hp->timer_ev == NULL || event_add(hp->result_ev, NULL) < 0 ||
 	    event_add(hp->timer_ev, &tick) < 0 || http_push_set_keys(hp, &gw->cfg->push_keys) < 0) {
 		http_push_free(hp);
@@ -511,6 +595,7 @@ void http_push_free(struct http_push *hp)
 		event_free(hp->flush_ev);
 	EVP_MD_CTX_free(hp->mdctx);
 	EVP_MD_free(hp->md);
+	ip_rate_free(hp->auth_fails);
 	if (hp->keys != NULL)
 		OPENSSL_cleanse(hp->keys, hp->nkeys * sizeof(*hp->keys));
 	free(hp->keys);

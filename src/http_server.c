@@ -23,33 +23,26 @@
 #include <openssl/crypto.h>
 
 #include "auth_jwt.h"
+#include "clock.h"
 #include "config.h"
 #include "demo_page.h"
 #include "dispatch.h"
+#include "http_gate.h"
+#include "http_head.h"
 #include "http_push.h"
 #include "http_reply.h"
 #include "ip_rate.h"
 #include "metrics.h"
 #include "log.h"
 #include "notifyd.h"
+#include "peer_table.h"
 #include "target.h"
 #include "tls.h"
 #include "ws_conn.h"
 #include "ws_handshake.h"
 
-#define HTTP_MAX_HEADERS 8192
-
-#define GUARD_BUCKETS 16384
-
-/* A connection that has not yet made a request.  evhttp's own timeout is
- * per read and restarts with every byte, so a client sending one header
- * byte a second would never be dropped; this deadline is absolute. */
-struct guard {
-	struct bufferevent *bev;	/* we hold a reference: never dangles */
-	uint64_t deadline_ms;
-	struct guard *prev, *next;	/* FIFO = deadline order */
-	struct guard *hnext;
-};
+#define HTTP_MAX_HEADERS 8192	/* the same as the gate's */
+#define HTTP_AUTH_MAX 1024	/* a longer Authorization is no push key */
 
 struct listener {
 	struct http_server *hs;
@@ -64,73 +57,18 @@ struct http_server {
 	int nlis;
 	SSL_CTX *ssl_ctx;
 	struct ip_rate *ip_rate;
-	struct event *guard_ev;
-	struct guard *ghead, *gtail;
-	struct guard *gbucket[GUARD_BUCKETS];
-	size_t nguard;
+	struct http_gate *gate;
+	struct event *tick_ev;
 };
 
-static size_t guard_slot(const struct bufferevent *bev)
-{
-	return ((uintptr_t)bev >> 4) % GUARD_BUCKETS;
-}
-
-static void guard_unlink(struct http_server *hs, struct guard *g)
-{
-	struct guard **pp = &hs->gbucket[guard_slot(g->bev)];
-
-	while (*pp != g)
-		pp = &(*pp)->hnext;
-	*pp = g->hnext;
-	if (g->prev != NULL)
-		g->prev->next = g->next;
-	else
-		hs->ghead = g->next;
-	if (g->next != NULL)
-		g->next->prev = g->prev;
-	else
-		hs->gtail = g->prev;
-	hs->nguard--;
-	bufferevent_decref(g->bev);
-	free(g);
-}
-
-/* The connection made a request: its handshake phase is over. */
-static void guard_done(struct http_server *hs, struct evhttp_request *req)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct guard *g;
-
-	if (bev == NULL)
-		return;
-	for (g = hs->gbucket[guard_slot(bev)]; g != NULL; g = g->hnext)
-		if (g->bev == bev) {
-			guard_unlink(hs, g);
-			return;
-		}
-}
-
-static void guard_on_timer(evutil_socket_t fd, short what, void *arg)
+static void http_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_server *hs = arg;
-	uint64_t now = notifyd_now_ms();
+	uint64_t now = clock_now_ms();
 
 	(void)fd;
 	(void)what;
-	while (hs->ghead != NULL && hs->ghead->deadline_ms <= now) {
-		struct guard *g = hs->ghead;
-		evutil_socket_t s = bufferevent_getfd(g->bev);
-
-		/* evhttp may have freed it already (our reference keeps it);
-		 * otherwise it reads EOF and cleans up on its own. */
-		if (s >= 0 && shutdown(s, SHUT_RDWR) == 0) {
-			stats_add(&hs->gw->stats->limit_hits[LIMIT_HANDSHAKE], 1);
-			log_info("http_handshake_timeout", "fd=%d timeout_ms=%u", (int)s,
-			    hs->gw->cfg->handshake_timeout_ms);
-		}
-		guard_unlink(hs, g);
-	}
+	http_gate_tick(hs->gate, now);
 	ip_rate_expire(hs->ip_rate, now, 10000);
 	for (int i = 0; i < hs->nlis; i++)
 		if (hs->lis[i].bound != NULL)
@@ -142,7 +80,6 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 	struct listener *l = arg;
 	struct http_server *hs = l->hs;
 	struct bufferevent *bev;
-	struct guard *g;
 
 	if (l->tls) {
 		SSL *ssl = SSL_new(hs->ssl_ctx);
@@ -157,24 +94,48 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 	} else {
 		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
-	if (bev == NULL)
-		return NULL;
-	g = calloc(1, sizeof(*g));
-	if (g == NULL)
-		return bev;	/* unguarded, still served */
-	bufferevent_incref(bev);
-	g->bev = bev;
-	g->deadline_ms = notifyd_now_ms() + hs->gw->cfg->handshake_timeout_ms;
-	g->hnext = hs->gbucket[guard_slot(bev)];
-	hs->gbucket[guard_slot(bev)] = g;
-	g->prev = hs->gtail;
-	if (hs->gtail != NULL)
-		hs->gtail->next = g;
-	else
-		hs->ghead = g;
-	hs->gtail = g;
-	hs->nguard++;
+	if (bev != NULL)
+		http_gate_watch(hs->gate, bev);
 	return bev;
+}
+
+/* Which requests may send a body, decided on the head alone (http_gate):
+ * POST /push with a good key and a declared length within push_max_body. */
+static int http_admit(void *arg, const struct http_head *h, const char *addr, struct gate_refusal *r)
+{
+	static const char *const bodyless[] = { "/ws", "/health", "/metrics", "/", "/index.html" };
+	struct http_server *hs = arg;
+	char auth[HTTP_AUTH_MAX];
+	const char *a = NULL;
+
+	if (!http_head_path_is(h, "/push")) {
+		*r = (struct gate_refusal){ 404, "not found", NULL };
+		for (size_t i = 0; i < sizeof(bodyless) / sizeof(bodyless[0]); i++)
+			if (http_head_path_is(h, bodyless[i]))
+				*r = (struct gate_refusal){ 413, "this path takes no request body", NULL };
+		return r->status;
+	}
+	if (h->authorization != NULL) {
+		a = "";
+		if (h->authorization_len < sizeof(auth)) {
+			memcpy(auth, h->authorization, h->authorization_len);
+			auth[h->authorization_len] = '\0';
+			a = auth;
+		}
+	}
+	if (!http_head_method_is(h, "POST"))
+		*r = (struct gate_refusal){ 405, "method not allowed: use POST", "Allow: POST" };
+	else if (h->chunked)
+		*r = (struct gate_refusal){ 411, "Content-Length required", NULL };
+	else if ((r->status = http_push_admit(hs->gw->push, a, addr, clock_now_ms())) != 0) {
+		http_push_refusal(hs->gw->push, r->status, &r->why, &r->header);	/* counts it */
+		return r->status;
+	} else if ((uint64_t)h->content_length > hs->gw->cfg->push_max_body)
+		*r = (struct gate_refusal){ 413, "request body larger than push_max_body", NULL };
+	else
+		return 0;
+	stats_add(&hs->gw->stats->push_status[stats_push_index(r->status)], 1);
+	return r->status;
 }
 
 static const char *hdr(struct evhttp_request *req, const char *name)
@@ -341,7 +302,7 @@ static const char *ws_authenticate(struct http_server *hs, struct evhttp_request
 		/* The leeway that let the token in also keeps it alive. */
 		time_t end = id->exp + (time_t)cfg->jwt_leeway_s;
 
-		*expires_ms = notifyd_now_ms() + (end > now ? (uint64_t)(end - now) * 1000u : 0);
+		*expires_ms = clock_now_ms() + (end > now ? (uint64_t)(end - now) * 1000u : 0);
 	}
 	why = NULL;
 out:
@@ -391,7 +352,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	uint64_t expires_ms = 0;
 	int code;
 
-	guard_done(hs, req);
+	http_gate_begin(hs->gate, req);
 	up.is_get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
 	up.http_major = req->major;
 	up.http_minor = req->minor;
@@ -425,7 +386,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		return;
 	}
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
-	if (!ip_rate_allow(hs->ip_rate, peer != NULL ? peer : "?", notifyd_now_ms())) {
+	if (!ip_rate_allow(hs->ip_rate, peer != NULL ? peer : "?", clock_now_ms())) {
 		stats_add(&gw->stats->ws_rejected, 1);
 		stats_add(&gw->stats->limit_hits[LIMIT_IP_RATE], 1);
 		log_warn("ws_limit_reached", "limit=ip_rate addr=%s rate=%u", peer != NULL ? peer : "?",
@@ -477,8 +438,12 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		http_reply_error(req, 503, "too many connections for this user");
 		return;
 	}
-	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, expires_ms) == NULL)
+	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, expires_ms,
+	    http_gate_release(hs->gate, req)) == NULL) {
+		/* No longer the gate's: do not leave it open unwatched. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		http_reply_error(req, 500, "cannot accept the connection");
+	}
 	evhttp_clear_headers(&params);
 }
 
@@ -492,7 +457,7 @@ static void http_on_health(struct evhttp_request *req, void *arg)
 	bool up = gw->broker.state == BROKER_CONSUMING && !gw->draining;
 	int n;
 
-	guard_done(hs, req);
+	http_gate_begin(hs->gate, req);
 	for (int i = 0; i < REJECT_REASON_COUNT; i++)
 		rejected += stats_get(&st->rejected[i]);
 	/* The error text names hosts and TLS details: anyone can ask. */
@@ -509,7 +474,7 @@ static void http_on_health(struct evhttp_request *req, void *arg)
 	    "\"messages\":{\"consumed\":%llu,\"delivered\":%llu,\"undelivered\":%llu,"
 	    "\"rejected\":%llu,\"acked\":%llu}}\n",
 	    up ? "ok" : (gw->draining ? "draining" : "unavailable"), PACKAGE_VERSION,
-	    (unsigned long long)((notifyd_now_ms() - gw->started_ms) / 1000),
+	    (unsigned long long)((clock_now_ms() - gw->started_ms) / 1000),
 	    broker_state_name(gw->broker.state), err,
 	    (unsigned long long)stats_get(&st->broker_reconnects),
 	    gw->reg.nconns, gw->reg.nusers,
@@ -528,7 +493,7 @@ static void http_on_push(struct evhttp_request *req, void *arg)
 {
 	struct http_server *hs = arg;
 
-	guard_done(hs, req);
+	http_gate_begin(hs->gate, req);
 	if (hs->gw->draining) {
 		stats_add(&hs->gw->stats->push_status[PUSH_503], 1);
 		http_reply_error(req, 503, "server shutting down");
@@ -542,7 +507,7 @@ static void http_on_metrics(struct evhttp_request *req, void *arg)
 	struct http_server *hs = arg;
 	struct evbuffer *b = evbuffer_new();
 
-	guard_done(hs, req);
+	http_gate_begin(hs->gate, req);
 	if (b == NULL) {
 		http_reply_error(req, 500, "out of memory");
 		return;
@@ -559,7 +524,7 @@ static void http_on_other(struct evhttp_request *req, void *arg)
 	struct http_server *hs = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
-	guard_done(hs, req);
+	http_gate_begin(hs->gate, req);
 
 	if (hs->gw->cfg->demo && path != NULL && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)) {
 		http_reply_body(req, 200, "text/html; charset=utf-8", demo_page_html, demo_page_len);
@@ -569,8 +534,8 @@ static void http_on_other(struct evhttp_request *req, void *arg)
 }
 
 /* Out of descriptors (EMFILE) or the like: a listening socket stays
- * readable, so pause accepting instead of spinning; the guard timer turns
- * accepting back on at its next tick. */
+ * readable, so pause accepting instead of spinning; the tick turns it
+ * back on. */
 static void listener_on_error(struct evconnlistener *lis, void *arg)
 {
 	int e = EVUTIL_SOCKET_ERROR();
@@ -582,15 +547,15 @@ static void listener_on_error(struct evconnlistener *lis, void *arg)
 
 static void listener_set_limits(struct listener *l, const struct config *cfg)
 {
-	struct timeval tv;
-
-	tv.tv_sec = cfg->handshake_timeout_ms / 1000;
-	tv.tv_usec = (cfg->handshake_timeout_ms % 1000) * 1000;
-	evhttp_set_timeout_tv(l->http, &tv);
+	/* No evhttp timeout: the gate's deadlines cover every request.  An
+	 * evhttp timeout would also outlive the upgrade: libevent 2.1 keeps a
+	 * persistent event's timeout through event_add(ev, NULL), so the
+	 * first frame of a WebSocket re-armed it and an idle client's reads
+	 * stopped after handshake_timeout (then its pongs went unread). */
 	evhttp_set_max_headers_size(l->http, HTTP_MAX_HEADERS);
-	/* Above push_max_body we answer 413 in JSON ourselves; evhttp's own
-	 * (HTML) 413 only meets bodies far beyond it. */
-	evhttp_set_max_body_size(l->http, (ev_ssize_t)(cfg->push_max_body * 4 + 4096));
+	/* The gate answers 413 in JSON from the Content-Length, before the body;
+	 * evhttp's own limit is only a second fence. */
+	evhttp_set_max_body_size(l->http, (ev_ssize_t)cfg->push_max_body);
 	evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_bevcb(l->http, http_bevcb, l);
@@ -664,8 +629,9 @@ struct http_server *http_server_start(struct gateway *gw, char *err, size_t errl
 	}
 	hs->gw = gw;
 	hs->ip_rate = ip_rate_new(cfg->ip_connect_rate);
-	hs->guard_ev = event_new(gw->base, -1, EV_PERSIST, guard_on_timer, hs);
-	if (hs->ip_rate == NULL || hs->guard_ev == NULL || event_add(hs->guard_ev, &tick) < 0) {
+	hs->gate = http_gate_new(gw->base, cfg, gw->stats, gw->peers, http_admit, hs);
+	hs->tick_ev = event_new(gw->base, -1, EV_PERSIST, http_on_tick, hs);
+	if (hs->ip_rate == NULL || hs->gate == NULL || hs->tick_ev == NULL || event_add(hs->tick_ev, &tick) < 0) {
 		snprintf(err, errlen, "out of memory");
 		http_server_free(hs);
 		return NULL;
@@ -727,10 +693,9 @@ void http_server_free(struct http_server *hs)
 		if (l->http != NULL)
 			evhttp_free(l->http);
 	}
-	while (hs->ghead != NULL)
-		guard_unlink(hs, hs->ghead);
-	if (hs->guard_ev != NULL)
-		event_free(hs->guard_ev);
+	http_gate_free(hs->gate);
+	if (hs->tick_ev != NULL)
+		event_free(hs->tick_ev);
 	ip_rate_free(hs->ip_rate);
 	if (hs->ssl_ctx != NULL)
 		SSL_CTX_free(hs->ssl_ctx);

@@ -58,6 +58,37 @@ void ip_rate_free(struct ip_rate *r)
 	free(r);
 }
 
+static struct ip_entry *ip_find(struct ip_entry *e, const char *addr)
+{
+	for (; e != NULL; e = e->next)
+		if (strncmp(e->addr, addr, IP_MAX) == 0)
+			return e;
+	return NULL;
+}
+
+/* The tokens of e at now_ms, refilled at rate per second up to the burst. */
+static double ip_tokens(const struct ip_rate *r, const struct ip_entry *e, uint64_t now_ms)
+{
+	double t = e->tokens;
+
+	if (now_ms > e->last_ms) {
+		t += (double)(now_ms - e->last_ms) * r->rate / 1000.0;
+		if (t > r->rate)
+			t = r->rate;
+	}
+	return t;
+}
+
+bool ip_rate_peek(const struct ip_rate *r, const char *addr, uint64_t now_ms)
+{
+	const struct ip_entry *e;
+
+	if (r == NULL || r->rate == 0)
+		return true;
+	e = ip_find(r->bucket[ip_hash(addr) % IP_BUCKETS], addr);
+	return e == NULL || ip_tokens(r, e, now_ms) >= 1.0;
+}
+
 bool ip_rate_allow(struct ip_rate *r, const char *addr, uint64_t now_ms)
 {
 	struct ip_entry **b, *e;
@@ -65,9 +96,7 @@ bool ip_rate_allow(struct ip_rate *r, const char *addr, uint64_t now_ms)
 	if (r == NULL || r->rate == 0)
 		return true;
 	b = &r->bucket[ip_hash(addr) % IP_BUCKETS];
-	for (e = *b; e != NULL; e = e->next)
-		if (strncmp(e->addr, addr, IP_MAX) == 0)
-			break;
+	e = ip_find(*b, addr);
 	if (e == NULL) {
 		e = calloc(1, sizeof(*e));
 		if (e == NULL)
@@ -79,9 +108,7 @@ bool ip_rate_allow(struct ip_rate *r, const char *addr, uint64_t now_ms)
 		*b = e;
 		r->n++;
 	} else if (now_ms > e->last_ms) {
-		e->tokens += (double)(now_ms - e->last_ms) * r->rate / 1000.0;
-		if (e->tokens > r->rate)
-			e->tokens = r->rate;
+		e->tokens = ip_tokens(r, e, now_ms);
 		e->last_ms = now_ms;
 	}
 	if (e->tokens < 1.0)

@@ -23,6 +23,8 @@ static const char *const level_name[] = { "debug", "info", "warn", "error" };
 
 int log_init(enum log_level min, int json, const char *path)
 {
+	int old;
+
 	logger.min = min;
 	logger.json = json;
 	if (path != NULL && *path != '\0') {
@@ -30,7 +32,9 @@ int log_init(enum log_level min, int json, const char *path)
 		return log_reopen();
 	}
 	logger.path[0] = '\0';
-	atomic_store(&logger.fd, 2);
+	old = atomic_exchange(&logger.fd, 2);
+	if (old > 2)
+		close(old);
 	return 0;
 }
 
@@ -40,7 +44,10 @@ int log_reopen(void)
 
 	if (logger.path[0] == '\0')
 		return 0;
-	fd = open(logger.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* O_NOFOLLOW: a symbolic link planted at the log's path (in a
+	 * directory others can write) would have us append to any file we
+	 * may write.  Refused with ELOOP, which log_strerror() explains. */
+	fd = open(logger.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
 	if (fd < 0)
 		return -1;
 	old = atomic_exchange(&logger.fd, fd);
@@ -54,8 +61,51 @@ int log_enabled(enum log_level lvl)
 	return lvl >= logger.min;
 }
 
+const char *log_strerror(int err)
+{
+	return err == ELOOP ? "is a symbolic link, refused (name the file itself, or leave log_file empty for stderr)" : strerror(err);
+}
+
+/* The length of the valid UTF-8 sequence of 2 to 4 bytes at s[0..n), or 0.
+ * (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.) */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	unsigned char lo = 0x80, hi = 0xBF;
+
+	if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		len = 2;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+		len = 3;
+	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+		len = 4;
+	else
+		return 0;
+	if (s[0] == 0xE0)
+		lo = 0xA0;
+	else if (s[0] == 0xED)
+		hi = 0x9F;
+	else if (s[0] == 0xF0)
+		lo = 0x90;
+	else if (s[0] == 0xF4)
+		hi = 0x8F;
+	if (len > n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return len;
+}
+
+/* Everything that could end or forge a line is written as a JSON escape:
+ * C0 controls and DEL, the C1 controls U+0080..U+009F (NEL ends a line for
+ * some readers), U+2028 and U+2029 (line and paragraph separators), and any
+ * byte that is not part of valid UTF-8, as \u00XX (its Latin-1 reading, so
+ * that the line stays valid UTF-8 and valid JSON).  A character is copied
+ * whole or not at all. */
 const char *log_quote(char *buf, size_t buflen, const char *s, size_t n)
 {
+	const unsigned char *u = (const unsigned char *)s;
 	size_t o = 0;
 
 	if (buflen < 3) {
@@ -64,10 +114,10 @@ const char *log_quote(char *buf, size_t buflen, const char *s, size_t n)
 		return buf;
 	}
 	buf[o++] = '"';
-	for (size_t i = 0; i < n && s[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)s[i];
+	for (size_t i = 0; i < n && s[i] != '\0';) {
+		unsigned char c = u[i];
 		char esc[8];
-		size_t el;
+		size_t el, used = 1;
 
 		if (c == '"' || c == '\\') {
 			esc[0] = '\\';
@@ -75,14 +125,33 @@ const char *log_quote(char *buf, size_t buflen, const char *s, size_t n)
 			el = 2;
 		} else if (c < 0x20 || c == 0x7f) {
 			el = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
-		} else {
+		} else if (c < 0x80) {
 			esc[0] = (char)c;
 			el = 1;
+		} else {
+			/* n may cut a character short, and so may a NUL. */
+			size_t avail = 0;
+
+			while (avail < 4 && i + avail < n && s[i + avail] != '\0')
+				avail++;
+			used = utf8_seq(u + i, avail);
+			if (used == 0) {
+				used = 1;
+				el = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
+			} else if (c == 0xC2 && u[i + 1] <= 0x9F) {
+				el = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", u[i + 1]);
+			} else if (c == 0xE2 && u[i + 1] == 0x80 && (u[i + 2] == 0xA8 || u[i + 2] == 0xA9)) {
+				el = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", 0x2000 + (u[i + 2] - 0x80));
+			} else {
+				memcpy(esc, s + i, used);
+				el = used;
+			}
 		}
 		if (o + el + 2 > buflen)
 			break;
 		memcpy(buf + o, esc, el);
 		o += el;
+		i += used;
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';

@@ -16,6 +16,7 @@
 #include "amqp_consumer.h"
 #include "amqp_publisher.h"
 #include "auth_jwt.h"
+#include "clock.h"
 #include "config.h"
 #include "delivery.h"
 #include "dispatch.h"
@@ -23,6 +24,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "notifyd.h"
+#include "peer_table.h"
 #include "sd_notify.h"
 #include "stats.h"
 #include "worker_pool.h"
@@ -51,19 +53,6 @@ struct daemon {
 	enum drain_phase phase;
 	uint64_t drain_deadline_ms, close_deadline_ms;
 };
-
-uint64_t notifyd_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t notifyd_now_ms(void)
-{
-	return notifyd_now_ns() / 1000000u;
-}
 
 const char *broker_state_name(enum broker_state s)
 {
@@ -120,7 +109,7 @@ static uint64_t close_share(const struct daemon *d)
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
-	uint64_t now = notifyd_now_ms();
+	uint64_t now = clock_now_ms();
 
 	(void)fd;
 	(void)what;
@@ -154,7 +143,7 @@ static void daemon_begin_drain(struct daemon *d)
 
 	d->phase = DRAINING;
 	d->gw.draining = true;
-	d->drain_deadline_ms = notifyd_now_ms() + d->cfg.drain_timeout_ms;
+	d->drain_deadline_ms = clock_now_ms() + d->cfg.drain_timeout_ms;
 	log_info("shutdown_started", "drain_timeout_ms=%u connections=%zu",
 	    d->cfg.drain_timeout_ms, d->gw.reg.nconns);
 	sd_notify_send("STOPPING=1");
@@ -181,6 +170,21 @@ struct auth_jwt *notifyd_auth_new(const struct config *cfg, char *err, size_t er
 	return auth_jwt_new(&ac, err, errlen);
 }
 
+/* A secret in a file others can read is a secret no more; warn, do not
+ * refuse: the operator may have reasons (and a refusal on SIGHUP would
+ * leave the old keys in place without a word). */
+static void warn_exposed_config(const struct config *cfg, const char *path)
+{
+	char qpath[600], qhint[700], hint[640];
+
+	if (!config_file_exposed(cfg, getegid()))
+		return;
+	snprintf(hint, sizeof(hint), "chmod 600 %s (or 640 with the daemon's group)", path);
+	log_warn("config_file_readable", "path=%s mode=%04o secret_key=%s hint=%s",
+	    log_quote(qpath, sizeof(qpath), path, strlen(path)), (unsigned)cfg->file_mode,
+	    cfg->file_secret_key, log_quote(qhint, sizeof(qhint), hint, strlen(hint)));
+}
+
 /* SIGHUP: reopen the log file and take the secrets that may rotate (push
  * keys) from a fresh read of the configuration; everything else needs a
  * restart.  A configuration that does not load changes nothing. */
@@ -189,13 +193,21 @@ static void daemon_reload(struct daemon *d)
 	struct config fresh;
 	int keys = 0;
 
-	if (log_reopen() < 0)
-		log_error("log_reopen_failed", "path=%s errno=%d", d->cfg.log_file, errno);
+	if (log_reopen() < 0) {
+		int e = errno;
+		char qpath[600], qwhy[300];
+		const char *why = log_strerror(e);
+
+		log_error("log_reopen_failed", "path=%s errno=%d why=%s",
+		    log_quote(qpath, sizeof(qpath), d->cfg.log_file, strlen(d->cfg.log_file)), e,
+		    log_quote(qwhy, sizeof(qwhy), why, strlen(why)));
+	}
 	if (load_config(&fresh, d->config_path, d->config_explicit) < 0) {
 		log_error("reload_failed", "why=\"configuration does not load; keeping the current one\"");
 		config_free(&fresh);
 		return;
 	}
+	warn_exposed_config(&fresh, d->config_path);
 	if (http_push_set_keys(d->gw.push, &fresh.push_keys) == 0)
 		keys = 1;
 	if (d->cfg.auth == CONFIG_AUTH_JWT) {
@@ -302,7 +314,8 @@ static struct event_base *new_event_base(void)
 static void raise_fd_limit(const struct config *cfg)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg->max_connections + 1024;
+	/* Every connection the limits allow, plus the broker, logs and slack. */
+	rlim_t want = (rlim_t)cfg->max_connections + cfg->max_http_connections + 256;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
@@ -407,20 +420,22 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (log_init((enum log_level)d->cfg.log_level, d->cfg.log_format == CONFIG_LOG_JSON, d->cfg.log_file) < 0) {
-		fprintf(stderr, "notifyd: log_file %s: %s\n", d->cfg.log_file, strerror(errno));
+		fprintf(stderr, "notifyd: log_file %s: %s\n", d->cfg.log_file, log_strerror(errno));
 		config_free(&d->cfg);
 		free(d);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	warn_exposed_config(&d->cfg, path);
 	raise_fd_limit(&d->cfg);
 
 	d->gw.cfg = &d->cfg;
 	d->gw.stats = &d->stats;
 	d->gw.ackq = &d->ackq;
-	d->gw.started_ms = notifyd_now_ms();
+	d->gw.started_ms = clock_now_ms();
 	d->gw.base = new_event_base();
-	if (d->gw.base == NULL || registry_init(&d->gw.reg) < 0 ||
+	d->gw.peers = peer_table_new();
+	if (d->gw.base == NULL || d->gw.peers == NULL || registry_init(&d->gw.reg) < 0 ||
 	    xqueue_init(&d->jobq, "jobs", sizeof(struct job), false) < 0 ||
 	    xqueue_init(&d->readyq, "ready", sizeof(struct ready), true) < 0 ||
 	    xqueue_init(&d->ackq, "acks", sizeof(struct ack_item), true) < 0 ||
@@ -510,6 +525,7 @@ out:
 	if (d->gw.base != NULL)
 		event_base_free(d->gw.base);
 	registry_free(&d->gw.reg);
+	peer_table_free(d->gw.peers);
 	auth_jwt_free(d->gw.auth);
 	xqueue_destroy(&d->jobq);
 	xqueue_destroy(&d->readyq);

@@ -6,6 +6,7 @@
 
 #include <event2/buffer.h>
 
+#include "clock.h"
 #include "dispatch.h"
 #include "notifyd.h"
 #include "stats.h"
@@ -35,10 +36,12 @@ void metrics_render(const struct gateway *gw, struct evbuffer *o)
 	head(o, "notifyd_build_info", "gauge", "Version of the running notifyd.");
 	evbuffer_add_printf(o, "notifyd_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
 	gauge(o, "notifyd_uptime_seconds", "Seconds since notifyd started.",
-	    (notifyd_now_ms() - gw->started_ms) / 1000);
+	    (clock_now_ms() - gw->started_ms) / 1000);
 	gauge(o, "notifyd_broker_up", "1 while consuming from the broker, else 0.",
 	    gw->broker.state == BROKER_CONSUMING);
 	gauge(o, "notifyd_connections", "Open WebSocket connections.", gw->reg.nconns);
+	gauge(o, "notifyd_http_connections", "Open connections not (yet) WebSocket.",
+	    stats_get(&st->http_connections));
 	gauge(o, "notifyd_users", "Distinct users with at least one open connection.", gw->reg.nusers);
 	gauge(o, "notifyd_messages_in_flight", "Messages taken from workers and not yet acked.",
 	    dispatch_in_flight(gw->dispatch));
@@ -68,9 +71,15 @@ void metrics_render(const struct gateway *gw, struct evbuffer *o)
 	counter(o, "notifyd_ws_handshakes_refused_total", "WebSocket upgrade requests answered with an error.",
 	    stats_get(&st->ws_rejected));
 	head(o, "notifyd_limit_hits_total", "counter", "Requests refused by a configured limit.");
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < LIMIT_KIND_COUNT; i++)
 		evbuffer_add_printf(o, "notifyd_limit_hits_total{limit=\"%s\"} %" PRIu64 "\n",
 		    stats_limit_name((enum limit_kind)i), stats_get(&st->limit_hits[i]));
+	counter(o, "notifyd_http_refused_total",
+	    "Requests answered before their body was read (framing, path, method, credentials, size).",
+	    stats_get(&st->http_refused));
+	counter(o, "notifyd_pongs_coalesced_total",
+	    "Pings answered by the pong already waiting to be sent (a newer ping replaces its payload).",
+	    stats_get(&st->pongs_coalesced));
 	counter(o, "notifyd_bytes_out_total", "Bytes of notification frames queued to clients.",
 	    stats_get(&st->bytes_out));
 	counter(o, "notifyd_broadcast_batches_total",

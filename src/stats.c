@@ -30,6 +30,7 @@ enum push_status_idx stats_push_index(int status)
 	case 403: return PUSH_403;
 	case 405: return PUSH_405;
 	case 413: return PUSH_413;
+	case 429: return PUSH_429;
 	case 503: return PUSH_503;
 	default: return PUSH_OTHER;
 	}
@@ -38,7 +39,7 @@ enum push_status_idx stats_push_index(int status)
 const char *stats_push_label(enum push_status_idx i)
 {
 	static const char *const labels[PUSH_STATUS_COUNT] = {
-		"202", "400", "401", "403", "405", "413", "503", "other"
+		"202", "400", "401", "403", "405", "413", "429", "503", "other"
 	};
 
 	return (unsigned)i < PUSH_STATUS_COUNT ? labels[i] : "other";
@@ -46,7 +47,9 @@ const char *stats_push_label(enum push_status_idx i)
 
 const char *stats_limit_name(enum limit_kind k)
 {
-	static const char *const names[] = { "connections", "per_user", "ip_rate", "handshake" };
+	static const char *const names[LIMIT_KIND_COUNT] = {
+		"connections", "per_user", "ip_rate", "handshake", "per_ip", "http_connections"
+	};
 
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
 }

@@ -23,17 +23,25 @@
 /* Largest magnitude where every integer is a double, per the contract. */
 #define TARGET_INT_LIMIT 9007199254740991.0	/* 2^53 - 1: every integer up to it is exact in a double */
 
+/* In valid UTF-8, 0xC2 and 0xE2 only ever lead a sequence, so the C1
+ * controls (U+0080..U+009F: C2 80..C2 9F) and the line and paragraph
+ * separators (U+2028, U+2029: E2 80 A8, E2 80 A9) are found bytewise.
+ * Both end a line for some log readers and JavaScript parsers. */
 int target_id_valid(const char *id, size_t len)
 {
+	const unsigned char *p = (const unsigned char *)id;
+
 	if (id == NULL || len == 0 || len > TARGET_ID_MAX)
 		return 0;
 	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)id[i];
-
-		if (c < 0x20 || c == 0x7f)
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return 0;
+		if (p[i] == 0xC2 && i + 1 < len && p[i + 1] <= 0x9F)
+			return 0;
+		if (p[i] == 0xE2 && i + 2 < len && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9))
 			return 0;
 	}
-	return utf8_valid((const uint8_t *)id, len);
+	return utf8_valid(p, len);
 }
 
 static void target_reset(struct target *t)

@@ -16,17 +16,22 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "clock.h"
 #include "config.h"
 #include "delivery.h"
 #include "dispatch.h"
 #include "log.h"
 #include "notifyd.h"
+#include "peer_table.h"
 #include "stats.h"
 #include "ws_frame.h"
 #include "ws_handshake.h"
 
 #define WS_CLOSE_GRACE_MS 2000	/* how long a closing peer gets to answer or read */
 #define WS_MARKS 4		/* age checkpoints of unsent bytes */
+/* More pings than this while one pong waits is a flood, not a keep-alive:
+ * a client pings again only after it got its pong, or after seconds. */
+#define WS_PINGS_PER_PONG_MAX 100
 
 enum ws_state {
 	WS_OPEN = 0,
@@ -39,11 +44,21 @@ struct ws_mark {
 	uint64_t t_ms;		/* when the first of them was queued */
 };
 
+/* A pong that waits for the output to drain: one at most, a newer ping's
+ * payload replaces it (RFC 6455 5.5.3 allows answering the latest only). */
+struct ws_pong {
+	uint32_t coalesced;	/* pings answered by this one pong */
+	uint8_t len;
+	uint8_t payload[WS_CONTROL_MAX];
+};
+
 struct ws_conn {
 	struct conn_links links;	/* first: the registry casts to it */
 	struct gateway *gw;
 	struct evhttp_connection *evcon;
 	struct bufferevent *bev;
+	struct peer *peer;		/* this address's slot in gw->peers */
+	struct ws_pong *pong;		/* allocated when first needed */
 	uint64_t id;
 	uint64_t bytes_queued;		/* stream offset of the end of the output */
 	uint64_t next_ping_ms;
@@ -54,6 +69,8 @@ struct ws_conn {
 	uint8_t nmarks;
 	uint8_t state;
 	bool tls;			/* bytes go through OpenSSL: no direct send */
+	bool pong_pending;		/* pong holds an answer not yet queued */
+	bool read_paused;		/* output over ws_send_queue_max: not reading */
 	uint32_t direct_pass;		/* dispatcher pass of the last direct send */
 	uint16_t close_sent;		/* 0: none yet */
 	uint16_t close_received;	/* 0: none yet */
@@ -84,7 +101,10 @@ static void ws_conn_want_write(struct ws_conn *c)
 		bufferevent_enable(c->bev, EV_WRITE);
 }
 
-/* Small control frames are copied; only notifications are shared. */
+static void ws_conn_mark(struct ws_conn *c, uint64_t now_ms);
+
+/* Small control frames are copied; only notifications are shared.  They
+ * age like notifications: ws_send_timeout covers every byte we queue. */
 static void ws_conn_put_frame(struct ws_conn *c, enum ws_opcode op, const uint8_t *payload, size_t len)
 {
 	uint8_t buf[WS_SERVER_HEADER_MAX + WS_CONTROL_MAX];
@@ -94,7 +114,36 @@ static void ws_conn_put_frame(struct ws_conn *c, enum ws_opcode op, const uint8_
 	if (evbuffer_add(bufferevent_get_output(c->bev), buf, h + len) == 0) {
 		c->bytes_queued += h + len;
 		ws_conn_want_write(c);
+		ws_conn_mark(c, clock_now_ms());
 	}
+}
+
+static void ws_conn_fail(struct ws_conn *c, uint16_t code, const char *reason);
+
+/* Answer a ping.  With nothing queued the pong goes out now; otherwise it
+ * waits for the output to drain, and a newer ping only replaces its
+ * payload, so a client that pings without reading holds one pong, not one
+ * per ping; one that keeps pinging is closed with 1008. */
+static void ws_conn_pong(struct ws_conn *c, const uint8_t *payload, size_t len)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 && !c->pong_pending) {
+		ws_conn_put_frame(c, WS_OP_PONG, payload, len);
+		return;
+	}
+	if (c->pong == NULL && (c->pong = calloc(1, sizeof(*c->pong))) == NULL)
+		return;		/* a pong may be skipped; the peer's ping timeout decides */
+	if (!c->pong_pending) {
+		c->pong->coalesced = 0;
+	} else {
+		stats_add(&c->gw->stats->pongs_coalesced, 1);
+		if (++c->pong->coalesced > WS_PINGS_PER_PONG_MAX) {
+			ws_conn_fail(c, WS_CLOSE_POLICY, "too many pings");
+			return;
+		}
+	}
+	memcpy(c->pong->payload, payload, len);
+	c->pong->len = (uint8_t)len;
+	c->pong_pending = true;
 }
 
 static void ws_conn_send_close(struct ws_conn *c, uint16_t code, const char *reason)
@@ -104,6 +153,7 @@ static void ws_conn_send_close(struct ws_conn *c, uint16_t code, const char *rea
 
 	if (c->close_sent != 0)
 		return;
+	c->pong_pending = false;	/* nothing may follow a close */
 	/* 1005 means the peer's close had no code: echo an empty one. */
 	if (code != WS_CLOSE_NO_STATUS)
 		n = ws_close_payload_encode(payload, code, reason);
@@ -111,9 +161,20 @@ static void ws_conn_send_close(struct ws_conn *c, uint16_t code, const char *rea
 	c->close_sent = code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code;
 }
 
-void ws_conn_free(struct ws_conn *c, const char *why)
+/* Our side of a connection that is gone. */
+static void ws_conn_forget(struct ws_conn *c)
 {
 	struct gateway *gw = c->gw;
+
+	registry_detach(&gw->reg, &c->links);
+	peer_release(gw->peers, c->peer);
+	stats_add(&gw->stats->ws_closed, 1);
+	free(c->pong);
+	free(c);
+}
+
+void ws_conn_free(struct ws_conn *c, const char *why)
+{
 	uint16_t code = c->close_received ? c->close_received : c->close_sent;
 
 	/* The quoting and the peer's text cost more than the rest of a close. */
@@ -126,30 +187,24 @@ void ws_conn_free(struct ws_conn *c, const char *why)
 		    ws_conn_peer(c, peer, sizeof(peer)), code ? code : WS_CLOSE_ABNORMAL,
 		    c->close_sent, c->close_received, why);
 	}
-	registry_detach(&gw->reg, &c->links);
-	stats_add(&gw->stats->ws_closed, 1);
 	/* evhttp would call us back from its own free: we are already going. */
 	evhttp_connection_set_closecb(c->evcon, NULL, NULL);
 	/* Frees the bufferevent, which releases every shared frame still in the
 	 * output buffer: those deliveries count as "connection gone". */
 	evhttp_connection_free(c->evcon);
-	free(c);
+	ws_conn_forget(c);
 }
 
 /* evhttp frees its connections in evhttp_free(): keep our side consistent. */
 static void ws_conn_evcon_closed(struct evhttp_connection *evcon, void *arg)
 {
-	struct ws_conn *c = arg;
-
 	(void)evcon;
-	registry_detach(&c->gw->reg, &c->links);
-	stats_add(&c->gw->stats->ws_closed, 1);
-	free(c);
+	ws_conn_forget(arg);
 }
 
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
-    uint64_t expires_ms)
+    uint64_t expires_ms, struct peer *peer)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	char resp[WS_RESPONSE_MAX];
@@ -157,22 +212,18 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 	struct evbuffer *out;
 	struct ws_conn *c;
 	size_t len, sent = 0;
-	uint64_t now = notifyd_now_ms();
+	uint64_t now = clock_now_ms();
 
-	if (evcon == NULL)
-		return NULL;
-	len = ws_handshake_response(resp, sizeof(resp), key, subprotocol);
-	if (len == 0)
-		return NULL;
-	c = calloc(1, sizeof(*c));
-	if (c == NULL)
-		return NULL;
-	if (registry_attach(&gw->reg, &c->links, user, user_len) < 0) {
+	len = evcon != NULL ? ws_handshake_response(resp, sizeof(resp), key, subprotocol) : 0;
+	c = len > 0 ? calloc(1, sizeof(*c)) : NULL;
+	if (c == NULL || registry_attach(&gw->reg, &c->links, user, user_len) < 0) {
 		free(c);
+		peer_release(gw->peers, peer);
 		return NULL;
 	}
 	c->gw = gw;
 	c->evcon = evcon;
+	c->peer = peer;
 	c->id = ++gw->next_conn_id;
 	c->next_ping_ms = now + gw->cfg->ws_ping_interval_ms;
 	c->expires_ms = expires_ms;
@@ -211,16 +262,19 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 	evhttp_connection_set_closecb(evcon, ws_conn_evcon_closed, c);
 	/* Headers are no longer needed; a connection may live for months. */
 	evhttp_clear_headers(evhttp_request_get_input_headers(req));
-	/* Stream offsets count the 101, whether sent or still queued. */
+	/* Stream offsets count the 101, whether sent or still queued; unsent,
+	 * it ages like any frame. */
 	c->bytes_queued = len;
+	if (sent < len)
+		ws_conn_mark(c, now);
 
 	stats_add(&gw->stats->ws_opened, 1);
 	if (log_enabled(LOG_LVL_INFO)) {
-		char peer[80], uq[TARGET_ID_MAX * 2 + 8];
+		char addr[80], uq[TARGET_ID_MAX * 2 + 8];
 
 		log_info("ws_open", "conn=%llu user=%s addr=%s conns=%zu",
 		    (unsigned long long)c->id, log_quote(uq, sizeof(uq), user, user_len),
-		    ws_conn_peer(c, peer, sizeof(peer)), gw->reg.nconns);
+		    ws_conn_peer(c, addr, sizeof(addr)), gw->reg.nconns);
 	}
 
 	/* A client may send its first frame together with the handshake. */
@@ -235,7 +289,7 @@ static void ws_conn_fail(struct ws_conn *c, uint16_t code, const char *reason)
 	log_info("ws_fail", "conn=%llu code=%u reason=\"%s\"", (unsigned long long)c->id, code, reason);
 	ws_conn_send_close(c, code, reason);
 	c->state = WS_FLUSHING;
-	c->deadline_ms = notifyd_now_ms() + WS_CLOSE_GRACE_MS;
+	c->deadline_ms = clock_now_ms() + WS_CLOSE_GRACE_MS;
 	bufferevent_disable(c->bev, EV_READ);
 }
 
@@ -245,7 +299,7 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 		return;
 	ws_conn_send_close(c, code, reason);
 	c->state = WS_CLOSING;
-	c->deadline_ms = notifyd_now_ms() + WS_CLOSE_GRACE_MS;
+	c->deadline_ms = clock_now_ms() + WS_CLOSE_GRACE_MS;
 }
 
 /* Returns 1 if c was freed. */
@@ -260,7 +314,7 @@ static int ws_conn_on_event(struct ws_conn *c, const struct ws_event *ev)
 		return 0;
 	case WS_EV_PING:
 		if (c->state != WS_FLUSHING && c->close_sent == 0)
-			ws_conn_put_frame(c, WS_OP_PONG, ev->payload, ev->payload_len);
+			ws_conn_pong(c, ev->payload, ev->payload_len);
 		return 0;
 	case WS_EV_PONG:
 		c->ping_sent_ms = 0;
@@ -271,7 +325,7 @@ static int ws_conn_on_event(struct ws_conn *c, const struct ws_event *ev)
 			ws_conn_send_close(c, ev->code, "");
 		/* Handshake complete; the server closes TCP first (RFC 6455 7.1.1). */
 		c->state = WS_FLUSHING;
-		c->deadline_ms = notifyd_now_ms() + WS_CLOSE_GRACE_MS;
+		c->deadline_ms = clock_now_ms() + WS_CLOSE_GRACE_MS;
 		bufferevent_disable(c->bev, EV_READ);
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 			ws_conn_free(c, "close_handshake");
@@ -291,11 +345,20 @@ static void ws_conn_readcb(struct bufferevent *bev, void *arg)
 {
 	struct ws_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
 
 	while (c->state != WS_FLUSHING && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		struct ws_event ev;
 		size_t used;
+
+		/* What a client makes us write (pongs, a close) is bounded by
+		 * what it reads: past the limit, stop reading until it has. */
+		if (evbuffer_get_length(out) > c->gw->cfg->ws_send_queue_max) {
+			c->read_paused = true;
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
 
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			break;
@@ -312,11 +375,21 @@ static void ws_conn_writecb(struct bufferevent *bev, void *arg)
 {
 	struct ws_conn *c = arg;
 
-	(void)bev;
 	/* Called when the output buffer is empty. */
 	c->nmarks = 0;
-	if (c->state == WS_FLUSHING)
+	if (c->state == WS_FLUSHING) {
 		ws_conn_free(c, c->close_received ? "close_handshake" : "failed");
+		return;
+	}
+	if (c->pong_pending) {
+		c->pong_pending = false;
+		ws_conn_put_frame(c, WS_OP_PONG, c->pong->payload, c->pong->len);
+	}
+	if (c->read_paused) {
+		c->read_paused = false;
+		bufferevent_enable(bev, EV_READ);
+		ws_conn_readcb(bev, c);
+	}
 }
 
 static void ws_conn_eventcb(struct bufferevent *bev, short what, void *arg)
@@ -395,7 +468,7 @@ static void ws_conn_slow(struct ws_conn *c, const char *why, size_t pending)
 		grace = WS_CLOSE_GRACE_MS;
 	if (grace > 30000)
 		grace = 30000;
-	c->deadline_ms = notifyd_now_ms() + grace;
+	c->deadline_ms = clock_now_ms() + grace;
 }
 
 int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pass)
@@ -423,7 +496,7 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n == (ssize_t)m->frame_len) {
-			dispatch_observe_written(m, notifyd_now_ns());
+			dispatch_observe_written(m, clock_now_ns());
 			return 1;
 		}
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)

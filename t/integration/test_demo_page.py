@@ -194,12 +194,12 @@ def test_demo_on_serves_the_page(start_notifyd):
 @pytest.mark.deadline(300)
 def test_demo_page_in_headless_chromium(browser, start_notifyd, publisher, workdir, note):
     node, node_path = browser
-    d = start_notifyd(demo="on", push_keys="demo-key-123")
+    d = start_notifyd(demo="on", push_keys="demo-key-1234567890")
     push_text = "hello from the browser %d" % os.getpid()
     amqp_text = "hello through RabbitMQ \u00e9 %d" % os.getpid()
     shot = os.path.join(workdir, "demo-page.png")
     profile = tempfile.mkdtemp(prefix="chromium-profile.", dir=workdir)
-    run = NodeRun(node, node_path, ["http://127.0.0.1:%d/" % d.port, "demo-key-123", push_text,
+    run = NodeRun(node, node_path, ["http://127.0.0.1:%d/" % d.port, "demo-key-1234567890", push_text,
                                     amqp_text, shot, profile], workdir)
     try:
         loaded = run.step("loaded", 90)
@@ -227,4 +227,4 @@ def test_demo_page_in_headless_chromium(browser, start_notifyd, publisher, workd
     # the browser's connection was notifyd's own origin, and it is gone now
     harness.wait_until(lambda: d.health()[1].get("connections") == 0, 10, 0.1, "the browser's connection to close")
     log = d.log_text()
-    assert "demo-key-123" not in log, "the push key was logged"
+    assert "demo-key-1234567890" not in log, "the push key was logged"

@@ -179,7 +179,7 @@ def test_broker_outages_through_proxy(start_notifyd, ws_client, vhost, publisher
     proxy = harness.TcpProxy(vhost.broker.port)
     try:
         d = start_notifyd(amqp_url=proxy.amqp_url(vhost.name), amqp_heartbeat="%ds" % HB,
-                          amqp_reconnect_min="100ms", amqp_reconnect_max="1s", push_keys="k1",
+                          amqp_reconnect_min="100ms", amqp_reconnect_max="1s", push_keys=harness.PUSH_KEY,
                           push_timeout="%ds" % int(PUSH_TIMEOUT))
         clients = [ws_client(d, "px"), ws_client(d, "px")]
         a, _ = push_ok_eventually(d, {"user_id": "px", "n": "first"})
@@ -427,7 +427,7 @@ def test_connection_blocked_push_503_consumer_keeps_delivering(faults_broker, ow
     br = own_vhost.broker
     proxy = harness.TcpProxy(br.port)
     try:
-        d = start_notifyd(amqp_url=proxy.amqp_url(own_vhost.name), push_keys="k1",
+        d = start_notifyd(amqp_url=proxy.amqp_url(own_vhost.name), push_keys=harness.PUSH_KEY,
                           push_timeout="%ds" % int(PUSH_TIMEOUT), amqp_heartbeat="%ds" % HB,
                           amqp_reconnect_min="100ms", amqp_reconnect_max="1s")
         c = ws_client(d, "bl")

@@ -43,22 +43,22 @@ def size(path):
 
 
 def test_sighup_reloads_push_keys_and_keeps_connections(start_notifyd_x, ws_client, raw_client):
-    d = start_notifyd_x(push_keys="old1, keep")
+    d = start_notifyd_x(push_keys="old1-0123456789ab, keep-0123456789ab")
     c = ws_client(d, 3)
     raw = raw_client(d, 4)
-    assert push(d.port, {"user_id": "3", "k": "old1"}, key="old1").status == 202
+    assert push(d.port, {"user_id": "3", "k": "old1"}, key="old1-0123456789ab").status == 202
     recv_exact(c, b'{"user_id":"3","k":"old1"}')
 
-    d.rewrite_config(push_keys="keep, new1")
+    d.rewrite_config(push_keys="keep-0123456789ab, new1-0123456789ab")
     mark = size(d.log_path)
     d.signal(signal.SIGHUP)
     wait_log(d.log_path, r"event=reloaded", start=mark)
-    a = push(d.port, {"user_id": "3", "k": "new1"}, key="new1")
+    a = push(d.port, {"user_id": "3", "k": "new1"}, key="new1-0123456789ab")
     assert a.status == 202, "the key added by the reload is refused: %r" % a
     recv_exact(c, b'{"user_id":"3","k":"new1"}')
-    a = push(d.port, {"user_id": "3", "k": "old1"}, key="old1")
+    a = push(d.port, {"user_id": "3", "k": "old1"}, key="old1-0123456789ab")
     assert a.status == 401, "the key removed by the reload still works: %r" % a
-    assert push(d.port, {"user_id": "3", "k": "keep"}, key="keep").status == 202
+    assert push(d.port, {"user_id": "3", "k": "keep"}, key="keep-0123456789ab").status == 202
     recv_exact(c, b'{"user_id":"3","k":"keep"}')
     assert c.open
     # the raw connection is still a working WebSocket
@@ -73,8 +73,8 @@ def test_sighup_reloads_push_keys_and_keeps_connections(start_notifyd_x, ws_clie
     d.signal(signal.SIGHUP)
     wait_log(d.log_path, r"reload_failed|level=error", start=mark)
     assert d.running(), "a bad configuration on SIGHUP stopped notifyd"
-    assert push(d.port, {"user_id": "3", "k": "keep2"}, key="keep").status == 202
-    assert push(d.port, {"user_id": "3"}, key="old1").status == 401
+    assert push(d.port, {"user_id": "3", "k": "keep2"}, key="keep-0123456789ab").status == 202
+    assert push(d.port, {"user_id": "3"}, key="old1-0123456789ab").status == 401
     recv_exact(c, b'{"user_id":"3","k":"keep2"}')
     assert c.open
 
@@ -243,7 +243,7 @@ def test_second_sigterm_during_slow_drain_stops_at_once(start_notifyd, raw_clien
 
 
 def test_json_log_lines(start_notifyd, url_client, publisher, vhost):
-    d = start_notifyd(log_format="json", push_keys="pk-secret-4711")
+    d = start_notifyd(log_format="json", push_keys="pk-secret-4711-0815")
     odd = 'a"b\\c \u00e9/x'
     c = url_client(d.ws_url(odd))
     body = b'{"title":"json logs"}'
@@ -251,7 +251,7 @@ def test_json_log_lines(start_notifyd, url_client, publisher, vhost):
     recv_exact(c, body)
     publisher.publish("user.3", b"not json")
     assert push(d.port, {"user_id": "3"}, key="bad-key-0815").status == 401
-    assert push(d.port, {"user_id": "3"}, key="pk-secret-4711").status == 202
+    assert push(d.port, {"user_id": "3"}, key="pk-secret-4711-0815").status == 202
     vhost.wait_queue_empty(d.queue)
     c.close()
     code, _, _ = d.stop()

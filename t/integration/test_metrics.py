@@ -118,7 +118,7 @@ def test_metrics_counters_follow_traffic(start_notifyd, ws_client, publisher, vh
 
 
 def test_metrics_push_status_counters(start_notifyd, ws_client):
-    d = start_notifyd(push_keys="k1", push_max_body="2k")
+    d = start_notifyd(push_keys=harness.PUSH_KEY, push_max_body="2k")
     c = ws_client(d, 7)
     m0 = get_metrics(d.port)
     calls = [("202", dict(body={"user_id": "7"})),

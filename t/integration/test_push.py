@@ -8,7 +8,9 @@ import pytest
 import harness
 from harness import push, recv_exact
 
-KEYS = "k1, k2"
+K1 = harness.PUSH_KEY  # push()'s default key
+K2 = "test-push-key-0002"
+KEYS = "%s, %s" % (K1, K2)
 
 
 def push_daemon(start_notifyd, **kw):
@@ -47,7 +49,7 @@ def test_push_single_is_delivered_byte_for_byte(start_notifyd, ws_client):
     recv_exact(c3, inner)
     # the second key of the list works as well, and an integer user_id
     inner2 = b'{"user_id":3,"title":"with k2"}'
-    expect_202(push(d.port, inner2, key="k2"), 1)
+    expect_202(push(d.port, inner2, key=K2), 1)
     recv_exact(c3, inner2)
     c4.expect_nothing(0.5)
     c3.expect_nothing(0.2)
@@ -86,16 +88,18 @@ def test_push_batch_delivers_every_item_in_order(start_notifyd, ws_client):
 
 
 def test_push_auth_401(start_notifyd, ws_client):
-    d = push_daemon(start_notifyd)
+    # eight failures in a row: without the failure limit (test_hardening.py
+    # has it), each gets its own 401
+    d = push_daemon(start_notifyd, push_auth_fail_rate="0")
     c = ws_client(d, 3)
     body = b'{"user_id":"3","message":"must not arrive"}'
-    cases = [("wrong key", dict(key="k3")),
-             ("key prefix", dict(key="k")),
-             ("key with suffix", dict(key="k1x")),
-             ("list as key", dict(key="k1, k2")),
+    cases = [("wrong key", dict(key="test-push-key-0003")),
+             ("key prefix", dict(key=K1[:-1])),
+             ("key with suffix", dict(key=K1 + "x")),
+             ("list as key", dict(key=KEYS)),
              ("missing header", dict(key=None)),
              ("Basic scheme", dict(auth="Basic azE6")),
-             ("Basic with the key", dict(auth="Basic k1")),
+             ("Basic with the key", dict(auth="Basic " + K1)),
              ("empty Bearer", dict(auth="Bearer "))]
     for what, kw in cases:
         a = push(d.port, body, **kw)

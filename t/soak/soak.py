@@ -7,7 +7,7 @@ by hand:
     t/soak/soak.py --notifyd BUILD/notifyd --broker-env BROKERDIR/env \\
         [--phases storm,churn,crash,valgrind] [--minutes 30] [--storm 10000] \\
         [--storm-procs 4] [--crash-instants 20] [--crash-conns 3000] \\
-        [--valgrind-minutes 3] [--workdir DIR] [--seed N]
+        [--valgrind-minutes 3] [--workdir DIR] [--seed N] [--hostile-seconds 300]
 
 Phases (each bounded in time, each starting its own notifyd):
   storm     N clients from several processes, each bound to its own source
@@ -22,6 +22,14 @@ Phases (each bounded in time, each starting its own notifyd):
             clients got plus what is left in the queue covers everything.
   valgrind  a churn of --valgrind-minutes with notifyd under valgrind
             memcheck (--leak-check=full --error-exitcode=99).
+  hostile   (not in the default list) --hostile-clients normal clients get
+            --hostile-rate numbered messages a second, first alone, then
+            beside the attackers of attackers.py (ping flood, slow
+            keep-alive, slow unauthenticated body, connect+RST flood,
+            per-address cap): delivery complete, p99 latency within
+            max(2 x, +20 ms) of the quiet window, RSS and descriptors
+            bounded, every attack ended within its bound.
+            --hostile-seconds (SOAK_HOSTILE_SECONDS, default 300).
 
 Prints one report (also written to WORKDIR/report.txt); exit status 1 if any
 phase found a problem.
@@ -331,6 +339,288 @@ def phase_crash(ctx):
                                       totals["lost"]))
 
 
+# ---- hostile -------------------------------------------------------------------------------------
+
+# ws_send_* and handshake_timeout as in test_hostile.py; max_connections_per_ip
+# above what the normal clients need from one address (they come from four).
+HOSTILE_CONFIG = dict(max_connections="5000", ws_send_queue_max="64k", ws_send_timeout="2s",
+                      handshake_timeout="2s", ip_connect_rate="0", max_connections_per_ip="32",
+                      push_keys="soak-hostile-push-key-0001")
+# The normal clients send a ping every HOSTILE_CLIENT_PING seconds: notifyd up
+# to 0.1.0 stops reading a WebSocket connection that stays silent for longer
+# than handshake_timeout after its first read (a read timeout left on the
+# socket), so clients that only answer the server's pings die at its second
+# one (pong_timeout).  test_hostile.py's
+# test_ws_reading_outlives_handshake_timeout shows that; the soak measures
+# the attackers, not that.
+HOSTILE_CLIENT_PING = 1.0
+HOSTILE_NORMAL_SOURCES = ["127.0.0.%d" % i for i in range(2, 6)]
+
+
+def start_tolerant(ctx, phase, vh, config):
+    """Start a daemon; a key it does not know (an older binary) is dropped
+    and noted, so that the phase still runs and reports.  Returns (daemon,
+    dropped keys)."""
+    import re
+    config = dict(config)
+    dropped = []
+    for _ in range(len(config) + 1):
+        d = ctx.daemon(phase, vh, **config)
+        try:
+            d.start(timeout=30)
+            return d, dropped
+        except harness.HarnessError:
+            m = re.search(r"(\w+): unknown key", d.log_text())
+            if not m or m.group(1) not in config:
+                raise
+            config.pop(m.group(1))
+            dropped.append(m.group(1))
+    raise harness.HarnessError("cannot start a daemon for %s" % phase)
+
+
+def hostile_publish(vh, users, seconds, rate, msgs, errors, seq0):
+    """Numbered messages at about rate per second for seconds: every fifth a
+    broadcast, the others to users in turn; each body carries the publish
+    time (this process's time.monotonic()).  msgs gets (seq, target, t)."""
+    try:
+        p = harness.Publisher(vh)
+        try:
+            t0 = time.monotonic()
+            i = 0
+            while time.monotonic() - t0 < seconds:
+                seq = seq0 + i
+                target = "broadcast" if i % 5 == 0 else users[i % len(users)]
+                t = time.monotonic()
+                body = '{"seq":%d,"t":%.6f}' % (seq, t)
+                p.publish("broadcast" if target == "broadcast" else "user." + target, body)
+                msgs.append((seq, target, t))
+                i += 1
+                ahead = i / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        finally:
+            p.close()
+    except Exception as e:  # noqa: BLE001 - reported by the caller
+        errors.append(e)
+
+
+def hostile_window_stats(conns, msgs):
+    """Delivery and latency of the messages msgs over the normal clients:
+    {"messages", "frames_expected", "missing", "latency": sorted seconds}."""
+    by_seq = {seq: target for seq, target, _ in msgs}
+    by_user = collections.defaultdict(list)
+    for c in conns:
+        by_user[str(c.user)].append(c)
+    lat = []
+    got = {}
+    for c in conns:
+        s = set()
+        for payload, t_arr in zip(c.frames, c.times):
+            try:
+                j = json.loads(payload)
+            except ValueError:
+                continue
+            q = j.get("seq") if isinstance(j, dict) else None
+            if q in by_seq and q not in s:
+                s.add(q)
+                lat.append(t_arr - j["t"])
+        got[id(c)] = s
+    expected = missing = 0
+    examples = []
+    for seq, target in by_seq.items():
+        targets = conns if target == "broadcast" else by_user.get(target, [])
+        for c in targets:
+            expected += 1
+            if seq not in got[id(c)]:
+                missing += 1
+                if len(examples) < 5:
+                    examples.append((seq, target, c.user))
+    lat.sort()
+    return {"messages": len(by_seq), "frames_expected": expected, "missing": missing,
+            "missing_examples": examples, "latency": lat}
+
+
+class UsageSampler:
+    """The daemon's (RSS kB, fds, threads) every interval seconds on a thread."""
+
+    def __init__(self, pid, interval=0.5):
+        self.pid = pid
+        self.samples = []
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self.t.start()
+
+    def _run(self, interval):
+        while not self.stop_ev.is_set():
+            try:
+                self.samples.append(scenarios.proc_usage(self.pid))
+            except OSError:
+                return
+            self.stop_ev.wait(interval)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.t.join(10)
+        if not self.samples:
+            return (0, 0, 0)
+        return tuple(max(s[i] for s in self.samples) for i in range(3))
+
+
+def _ms(x):
+    return x * 1000.0
+
+
+def phase_hostile(ctx):
+    """Normal clients with a stream of numbered messages, first alone (the
+    quiet window), then with the attackers of t/soak/attackers.py beside
+    them (the hostile window, in a process of its own).  The normal clients'
+    delivery must be complete in both and their p99 latency in the hostile
+    window within max(factor x quiet p99, quiet p99 + slack); the daemon's
+    RSS within --hostile-rss-mb of the quiet peak; its descriptors back to
+    where they were; every attack ended within its bound."""
+    a = ctx.args
+    total = a.hostile_seconds
+    quiet_s = max(10.0, total / 4.0)
+    hostile_s = max(10.0, total - quiet_s)
+    vh = ctx.vhost("hostile")
+    d, dropped = start_tolerant(ctx, "hostile", vh, HOSTILE_CONFIG)
+    if dropped:
+        problem("hostile", "the daemon does not know %s (an older binary?): started without"
+                % ", ".join(dropped))
+    sw = wsswarm.Swarm()
+    users = ["n%d" % i for i in range(a.hostile_clients)]
+    keepalive_stop = threading.Event()
+    try:
+        r = sw.connect(d.port, users, sources=HOSTILE_NORMAL_SOURCES, keep=True, timestamps=True,
+                       timeout=60)
+        if r.failed:
+            problem("hostile", "%d of %d normal clients could not connect: %r %r"
+                    % (r.failed, len(users), r.statuses, r.errors))
+        conns = [c for c in r.conns if c.ok]
+
+        def keepalive():
+            ping = wsswarm.build_frame(wsswarm.OP_PING, b"k")
+            while not keepalive_stop.wait(HOSTILE_CLIENT_PING):
+                try:
+                    sw.call(lambda: [c.proto.send(ping) for c in conns
+                                     if c.proto is not None and not c.eof], timeout=10)
+                except Exception:  # noqa: BLE001 - the swarm is stopping
+                    return
+        threading.Thread(target=keepalive, daemon=True).start()
+        windows = {}
+        seq0 = 0
+        for name, seconds in (("quiet", quiet_s), ("hostile", hostile_s)):
+            worker = None
+            if name == "hostile":
+                cmd = [sys.executable, os.path.abspath(__file__), "hostile-worker",
+                       "--port", str(d.port), "--pid", str(d.pid),
+                       "--seconds", "%.1f" % (seconds + 3), "--handshake-timeout", "2",
+                       "--per-ip-cap", HOSTILE_CONFIG["max_connections_per_ip"],
+                       "--flood-rate", str(a.hostile_flood_rate), "--copies", "4",
+                       "--attackers", a.hostile_attackers]
+                worker = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          text=True)
+                time.sleep(2.0)  # the attacks under way before the window opens
+            usage = UsageSampler(d.pid)
+            msgs, errors = [], []
+            t = threading.Thread(target=hostile_publish,
+                                 args=(vh, users, seconds, a.hostile_rate, msgs, errors, seq0),
+                                 daemon=True)
+            t.start()
+            t.join(seconds + 60)
+            seq0 += 10000000
+            if t.is_alive() or errors:
+                problem("hostile", "%s window: publisher %s" % (name, errors or "stuck"))
+            try:
+                vh.wait_queue_empty(d.queue, timeout=30)
+            except AssertionError as e:
+                problem("hostile", "%s window: %s" % (name, e))
+            time.sleep(1.0)
+            peak = usage.stop()
+            st = hostile_window_stats(conns, msgs)
+            st["peak"] = peak
+            st["seconds"] = seconds
+            windows[name] = st
+            lat = st["latency"]
+            report("hostile: %s window %.0fs: %d messages, %d of %d frames received by %d normal "
+                   "clients; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms; daemon peak RSS %d kB, "
+                   "fds %d" % (name, seconds, st["messages"], st["frames_expected"] - st["missing"],
+                               st["frames_expected"], len(conns),
+                               _ms(scenarios.percentile(lat, 50)), _ms(scenarios.percentile(lat, 99)),
+                               _ms(lat[-1]) if lat else float("nan"), peak[0], peak[1]))
+            if st["missing"]:
+                problem("hostile", "%s window: %d frames never reached a normal client, e.g. %r"
+                        % (name, st["missing"], st["missing_examples"]))
+            if worker is not None:
+                try:
+                    out, _ = worker.communicate(timeout=seconds + 120)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    out, _ = worker.communicate(timeout=30)
+                    problem("hostile", "the attacker process did not finish")
+                try:
+                    res = json.loads(out.strip().splitlines()[-1])
+                except (ValueError, IndexError):
+                    res = {}
+                    problem("hostile", "no result from the attacker process (exit %s): %r"
+                            % (worker.returncode, out[-500:]))
+                for atk, s in sorted(res.items()):
+                    if atk.startswith("_"):
+                        if s:
+                            problem("hostile", "attacker threads still running: %r" % s)
+                        continue
+                    report("hostile: attacker %s: %d rounds, %d over the bound, %d errors; %r; "
+                           "max %s, median %s; e.g. %s"
+                           % (atk, s["rounds"], s["bad"], s["errors"], s["outcomes"], s["max"],
+                              s["median"], "; ".join(s["bad_examples"][:3] or s["examples"][:2])))
+                    if s["bad"]:
+                        problem("hostile", "attacker %s: %d of %d rounds broke the bound: %s"
+                                % (atk, s["bad"], s["rounds"], "; ".join(s["bad_examples"][:3])))
+                    if s["rounds"] == 0:
+                        problem("hostile", "attacker %s never completed a round (%d errors: %s)"
+                                % (atk, s["errors"], "; ".join(s["bad_examples"][:3])))
+            if not d.running():
+                problem("hostile", "the daemon died in the %s window" % name)
+                break
+        closed = [c for c in conns if c.eof]
+        if closed:
+            problem("hostile", "%d normal clients were disconnected (e.g. %s: code %s)"
+                    % (len(closed), closed[0].user, closed[0].close_code))
+        if "quiet" in windows and "hostile" in windows:
+            q, h = windows["quiet"], windows["hostile"]
+            q99 = scenarios.percentile(q["latency"], 99)
+            h99 = scenarios.percentile(h["latency"], 99)
+            allowed = max(q99 * a.hostile_p99_factor, q99 + a.hostile_p99_slack_ms / 1000.0)
+            report("hostile: normal clients' p99 %.1f ms quiet, %.1f ms under attack (allowed %.1f ms: "
+                   "max(%.1f x quiet, quiet + %.0f ms))" % (_ms(q99), _ms(h99), _ms(allowed),
+                                                            a.hostile_p99_factor, a.hostile_p99_slack_ms))
+            if not h99 <= allowed:
+                problem("hostile", "normal clients' p99 latency %.1f ms under attack, %.1f ms without "
+                        "(allowed %.1f ms)" % (_ms(h99), _ms(q99), _ms(allowed)))
+            if h["peak"][0] > q["peak"][0] + a.hostile_rss_mb * 1024:
+                problem("hostile", "daemon RSS peaked at %d kB under attack, %d kB without (allowed "
+                        "+%d MB)" % (h["peak"][0], q["peak"][0], a.hostile_rss_mb))
+        # the attackers are gone: descriptors back to the quiet level
+        base_fds = windows.get("quiet", {}).get("peak", (0, 0, 0))[1]
+        try:
+            harness.wait_until(lambda: scenarios.proc_usage(d.pid)[1] <= base_fds + 2, 20, 0.2,
+                               "descriptors back to %d" % (base_fds + 2))
+        except TimeoutError:
+            problem("hostile", "descriptors %d after the attacks, %d before (kinds %r)"
+                    % (scenarios.proc_usage(d.pid)[1], base_fds,
+                       dict(scenarios.fd_kinds(d.pid))))
+        after = scenarios.proc_usage(d.pid)
+        report("hostile: after the attacks: daemon RSS %d kB, fds %d, connections %s"
+               % (after[0], after[1], scenarios.connections(d)))
+    finally:
+        keepalive_stop.set()
+        sw.stop()
+    code, took, killed = d.stop(timeout=60)
+    report("hostile: SIGTERM -> exit %s in %.1fs" % (code, took))
+    if code != 0 or killed:
+        problem("hostile", "exit %s after SIGTERM%s" % (code, " (killed)" if killed else ""))
+
+
 # ---- main ------------------------------------------------------------------------------------
 
 
@@ -345,6 +635,28 @@ def main():
         p.add_argument("--start-at", type=float, default=0)
         storm_worker(p.parse_args())
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "hostile-worker":
+        import attackers
+        p = argparse.ArgumentParser()
+        p.add_argument("cmd")
+        p.add_argument("--port", type=int, required=True)
+        p.add_argument("--pid", type=int, required=True)
+        p.add_argument("--seconds", type=float, required=True)
+        p.add_argument("--handshake-timeout", type=float, default=2.0)
+        p.add_argument("--per-ip-cap", type=int, default=32)
+        p.add_argument("--flood-rate", type=float, default=40e6)
+        p.add_argument("--copies", type=int, default=4)
+        p.add_argument("--attackers", default=",".join(attackers.ATTACKERS))
+        p.add_argument("--nofile", type=int, default=4096)
+        w = p.parse_args()
+        w.attackers = [x.strip() for x in w.attackers.split(",") if x.strip()]
+        unknown = [x for x in w.attackers if x not in attackers.ATTACKERS]
+        if unknown:
+            p.error("unknown attackers %r (known: %s)" % (unknown, ", ".join(attackers.ATTACKERS)))
+        if not w.flood_rate:
+            w.flood_rate = None
+        attackers.main(w)
+        return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--notifyd", required=True)
     p.add_argument("--broker-env", required=True)
@@ -357,6 +669,18 @@ def main():
     p.add_argument("--crash-conns", type=int, default=3000)
     p.add_argument("--valgrind-minutes", type=float, default=3)
     p.add_argument("--seed", type=int, default=int(time.time()) & 0xFFFFFF)
+    p.add_argument("--hostile-seconds", type=float,
+                   default=float(os.environ.get("SOAK_HOSTILE_SECONDS", "300")),
+                   help="hostile phase: a quarter (at least 10 s) without attackers, the rest with")
+    p.add_argument("--hostile-clients", type=int, default=40)
+    p.add_argument("--hostile-rate", type=float, default=50, help="messages per second")
+    p.add_argument("--hostile-attackers", default="ping_flood,slow_keepalive,slow_body,rst_flood,"
+                   "per_ip_cap")
+    p.add_argument("--hostile-flood-rate", type=float, default=40e6,
+                   help="bytes per second of pings (0: as fast as it can)")
+    p.add_argument("--hostile-p99-factor", type=float, default=2.0)
+    p.add_argument("--hostile-p99-slack-ms", type=float, default=20.0)
+    p.add_argument("--hostile-rss-mb", type=int, default=32)
     a = p.parse_args()
     if a.workdir is None:
         a.workdir = os.path.join("/tmp", "notifyd-soak.%d" % os.getpid())
@@ -374,11 +698,14 @@ def main():
         for ph in phases:
             t0 = time.monotonic()
             say("==== %s" % ph)
-            try:
-                {"storm": phase_storm, "churn": lambda c: phase_churn(c, a.minutes),
-                 "crash": phase_crash, "valgrind": phase_valgrind}[ph](ctx)
-            except KeyError:
+            fn = {"storm": phase_storm, "churn": lambda c: phase_churn(c, a.minutes),
+                  "crash": phase_crash, "valgrind": phase_valgrind,
+                  "hostile": phase_hostile}.get(ph)
+            if fn is None:
                 problem(ph, "unknown phase")
+                continue
+            try:
+                fn(ctx)
             except Exception as e:  # noqa: BLE001 - reported, next phase
                 problem(ph, "%s: %s" % (type(e).__name__, e))
             report("%s: phase took %.0fs" % (ph, time.monotonic() - t0))

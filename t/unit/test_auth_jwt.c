@@ -111,6 +111,32 @@ static void hs256(char *out, const char *header, const char *payload)
 	hand_token(out, header, payload, EVP_sha256(), SECRET32, strlen(SECRET32));
 }
 
+/* A token signed RS256 with the private key priv_pem, whatever its header
+ * and payload say.  Returns 0, or -1 (reported) on failure. */
+static int rs256(char *out, const char *header, const char *payload, const char *priv_pem)
+{
+	unsigned char sig[1024];
+	size_t siglen = sizeof(sig), n = hand_unsigned(out, header, payload);
+	BIO *b = BIO_new_mem_buf(priv_pem, -1);
+	EVP_PKEY *pkey = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = -1;
+
+	if (pkey != NULL && ctx != NULL &&
+	    EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, pkey) == 1 &&
+	    EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)out, n) == 1) {
+		out[n++] = '.';
+		b64url(sig, siglen, out + n);
+		rc = 0;
+	}
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pkey);
+	BIO_free(b);
+	if (rc != 0)
+		ok(0, "sign an RS256 token by hand");
+	return rc;
+}
+
 /* A token as libjwt makes it.  Returns 0, or -1 (reported) on failure. */
 static int lib_token(char *out, jwt_alg_t alg, const char *key, const char *grants)
 {
@@ -759,9 +785,7 @@ static void test_user(void)
 	hs256(tok, "{\"alg\":\"HS256\"}", payload);
 	expect(a, tok, AUTH_JWT_BAD_USER, "sub of TARGET_ID_MAX + 1 bytes");
 
-	/* jansson keeps the last of duplicate members, and so do we. */
-	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":\"first\",\"sub\":\"last\""));
-	expect_user(a, tok, "last", 1700000600, "duplicate sub: the one libjwt verified");
+	/* Duplicate members: test_token_table(). */
 	hs256(tok, "{\"alg\":\"HS256\"}", "[\"sub\",\"a\"]");
 	expect(a, tok, AUTH_JWT_MALFORMED, "claims are an array");
 	hs256(tok, "{\"alg\":\"HS256\"}", "\"sub\"");
@@ -778,6 +802,109 @@ static void test_user(void)
 done:
 	auth_jwt_free(a);
 	auth_jwt_free(uid);
+}
+
+/* Hand-built HS256 tokens, header and claims as written, and what they
+ * give.  Two rules: a member name twice at the top level of the header or
+ * the claims makes the token malformed, whatever the values and however
+ * the names are spelled (jansson keeps the last of duplicates, another
+ * reader of the same token may keep the first: {"sub":"a","sub":"b"} was
+ * user b here); a user id holds no C0 or C1 control character, DEL, U+2028
+ * or U+2029. */
+static void test_token_table(void)
+{
+#define H "{\"alg\":\"HS256\"}"
+#define C(s) "{\"exp\":1700000600," s "}"
+	static const struct {
+		const char *header, *claims;
+		int want;
+		const char *user;	/* when want is AUTH_JWT_OK */
+		const char *what;
+	} cases[] = {
+		{ H, C("\"sub\":\"a\""), AUTH_JWT_OK, "a", "baseline" },
+		/* the header */
+		{ "{\"alg\":\"HS256\",\"alg\":\"HS256\"}", C("\"sub\":\"a\""), AUTH_JWT_MALFORMED, NULL,
+		  "header: alg twice, same value" },
+		{ "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"typ\":\"JWT\"}", C("\"sub\":\"a\""),
+		  AUTH_JWT_MALFORMED, NULL, "header: typ twice" },
+		{ "{\"alg\":\"HS256\",\"kid\":\"1\",\"kid\":\"2\"}", C("\"sub\":\"a\""),
+		  AUTH_JWT_MALFORMED, NULL, "header: kid twice" },
+		{ "{\"alg\":\"HS256\",\"a\\u006cg\":\"HS256\"}", C("\"sub\":\"a\""), AUTH_JWT_MALFORMED,
+		  NULL, "header: alg and a\\u006cg (the same name escaped)" },
+		{ "{\"alg\":\"HS256\",\"Alg\":\"none\"}", C("\"sub\":\"a\""), AUTH_JWT_OK, "a",
+		  "header: alg and Alg are two names" },
+		/* the claims */
+		{ H, C("\"sub\":\"a\",\"sub\":\"b\""), AUTH_JWT_MALFORMED, NULL, "claims: sub a then b" },
+		{ H, C("\"sub\":\"b\",\"sub\":\"a\""), AUTH_JWT_MALFORMED, NULL, "claims: sub b then a" },
+		{ H, C("\"sub\":\"a\",\"sub\":\"a\""), AUTH_JWT_MALFORMED, NULL, "claims: sub twice, same value" },
+		{ H, C("\"sub\":\"a\",\"s\\u0075b\":\"b\""), AUTH_JWT_MALFORMED, NULL,
+		  "claims: sub and s\\u0075b" },
+		{ H, "{\"sub\":\"a\",\"exp\":1,\"exp\":1700000600}", AUTH_JWT_MALFORMED, NULL,
+		  "claims: an expired exp, then a valid one" },
+		{ H, C("\"sub\":\"a\",\"nbf\":1,\"nbf\":1"), AUTH_JWT_MALFORMED, NULL, "claims: nbf twice" },
+		{ H, C("\"sub\":\"a\",\"x\":1,\"x\":1"), AUTH_JWT_MALFORMED, NULL,
+		  "claims: a claim nobody reads, twice" },
+		{ H, C("\"sub\":\"a\",\"Sub\":\"b\""), AUTH_JWT_OK, "a", "claims: sub and Sub are two names" },
+		{ H, C("\"sub\":\"a\",\"ctx\":{\"k\":1,\"k\":2}"), AUTH_JWT_OK, "a",
+		  "claims: a duplicate inside a nested object is the claim's business" },
+		{ H, C("\"sub\":\"a\",\"aud\":[\"x\",\"x\"]"), AUTH_JWT_OK, "a",
+		  "claims: a repeated array element is no duplicate member" },
+		/* the user id */
+		{ H, C("\"sub\":\"a\\u0080b\""), AUTH_JWT_BAD_USER, NULL, "sub with U+0080 (C1)" },
+		{ H, C("\"sub\":\"a\\u0085b\""), AUTH_JWT_BAD_USER, NULL, "sub with U+0085 NEL (C1)" },
+		{ H, C("\"sub\":\"a\\u009fb\""), AUTH_JWT_BAD_USER, NULL, "sub with U+009F (C1)" },
+		{ H, C("\"sub\":\"a\xC2\x85" "b\""), AUTH_JWT_BAD_USER, NULL, "sub with a raw NEL" },
+		{ H, C("\"sub\":\"a\\u2028b\""), AUTH_JWT_BAD_USER, NULL, "sub with U+2028" },
+		{ H, C("\"sub\":\"a\\u2029b\""), AUTH_JWT_BAD_USER, NULL, "sub with U+2029" },
+		{ H, C("\"sub\":\"a\\u00a0b\""), AUTH_JWT_OK, "a\xC2\xA0" "b", "sub with U+00A0 (no control)" },
+		{ H, C("\"sub\":\"a\\u202fb\""), AUTH_JWT_OK, "a\xE2\x80\xAF" "b", "sub with U+202F" },
+	};
+	struct auth_jwt *a = hs_verifier("HS256", SECRET32);
+	char tok[TOK_MAX], many[4096];
+	size_t n;
+
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		hs256(tok, cases[i].header, cases[i].claims);
+		if (cases[i].want == AUTH_JWT_OK)
+			expect_user(a, tok, cases[i].user, 1700000600, cases[i].what);
+		else
+			expect(a, tok, cases[i].want, cases[i].what);
+	}
+	/* Many members, the duplicate far apart: sorted, not n^2. */
+	n = (size_t)snprintf(many, sizeof(many), "{\"sub\":\"a\",\"exp\":1700000600");
+	for (int i = 0; i < 300; i++)
+		n += (size_t)snprintf(many + n, sizeof(many) - n, ",\"c%d\":%d", i, i);
+	snprintf(many + n, sizeof(many) - n, "}");
+	hs256(tok, H, many);
+	expect_user(a, tok, "a", 1700000600, "302 distinct claims");
+	snprintf(many + n, sizeof(many) - n, ",\"c0\":0}");
+	hs256(tok, H, many);
+	expect(a, tok, AUTH_JWT_MALFORMED, "302 claims, the first one again at the end");
+	auth_jwt_free(a);
+#undef H
+#undef C
+}
+
+/* The same rule on the other road: RSA, where libjwt checks the
+ * signature. */
+static void test_duplicates_rs256(const struct keys *k)
+{
+	struct auth_jwt *rs = key_verifier("RS256", k->rsa_pub);
+	char tok[TOK_MAX];
+
+	if (rs == NULL)
+		return;
+	if (rs256(tok, "{\"alg\":\"RS256\"}", "{\"sub\":\"a\",\"exp\":1700000600}", k->rsa_priv) == 0)
+		expect_user(rs, tok, "a", 1700000600, "RS256 signed by hand");
+	if (rs256(tok, "{\"alg\":\"RS256\"}", "{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1700000600}",
+		  k->rsa_priv) == 0)
+		expect(rs, tok, AUTH_JWT_MALFORMED, "RS256: sub twice");
+	if (rs256(tok, "{\"alg\":\"RS256\",\"alg\":\"RS256\"}", "{\"sub\":\"a\",\"exp\":1700000600}",
+		  k->rsa_priv) == 0)
+		expect(rs, tok, AUTH_JWT_MALFORMED, "RS256: alg twice");
+	auth_jwt_free(rs);
 }
 
 static void expect_config_error(const struct auth_jwt_config *c, const char *needle,
@@ -1011,6 +1138,8 @@ int main(void)
 	test_times();
 	test_iss_aud();
 	test_user();
+	test_token_table();
+	test_duplicates_rs256(&k);
 	test_config(&k);
 	test_key_is_loaded_once(&k);
 	test_threads(&k);

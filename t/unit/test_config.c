@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ERRLEN 512
@@ -194,6 +195,9 @@ static void test_defaults(void)
 	ok(c.drain_timeout_ms == 10000, "drain_timeout default 10s");
 	ok(c.log_level == CONFIG_LOG_INFO, "log_level default info");
 	ok(c.log_format == CONFIG_LOG_KV, "log_format default kv");
+	ok(c.push_keys.n == 0, "push_keys default empty");
+	ok(c.push_auth_fail_rate == 5, "push_auth_fail_rate default 5");
+	ok(c.file_secret_key == NULL && c.file_mode == 0, "no file read yet");
 
 	config_free(&c);
 	ok(c.listen_address == NULL && c.amqp_url == NULL && c.amqp_queue == NULL,
@@ -834,7 +838,7 @@ static void test_print(void)
 	if (text)
 		for (i = 0; text[i]; i++)
 			lines += text[i] == '\n';
-	ok(lines == 51, "one line per key (%d)", lines);
+	ok(lines == 55, "one line per key (%d)", lines);
 	ok(text && strstr(text, "amqp_url = amqp://guest:***@127.0.0.1:5672/\n"), "default password masked");
 	ok(text && strstr(text, "amqp_queue = \"\"\n") && strstr(text, "allowed_origins = \"\"\n"),
 	   "empty values printed as \"\"");
@@ -961,6 +965,134 @@ static void test_mask(void)
 	expect_mask("amqp://@", "amqp://@");
 }
 
+/* A push key of fewer than 16 characters falls to guessing: refused at
+ * load, named by its place in the list, never shown. */
+static void test_push_keys(void)
+{
+	static const char sixteen[] = "0123456789abcdef";
+	struct config c;
+	char err[ERRLEN], path[64], v[128];
+	int rc;
+
+	config_defaults(&c);
+	ok(config_set(&c, "push_keys", sixteen, err, sizeof err) == 0 && c.push_keys.n == 1,
+	   "a key of 16 characters accepted: %s", err);
+	rc = config_set(&c, "push_keys", "0123456789abcde", err, sizeof err);
+	ok(rc == -1 && strstr(err, "push_keys: item 1 is shorter than 16 characters") != NULL &&
+	   strstr(err, "0123456789abcde") == NULL, "a key of 15 characters refused, not echoed: %s", err);
+	ok(c.push_keys.n == 1 && strcmp(c.push_keys.item[0], sixteen) == 0, "the keys before stay in place");
+	snprintf(v, sizeof v, "%s, k1", sixteen);
+	rc = config_set(&c, "push_keys", v, err, sizeof err);
+	ok(rc == -1 && strstr(err, "item 2 is shorter") != NULL && strstr(err, "k1") == NULL &&
+	   strstr(err, sixteen) == NULL, "a short second key is named by its place only: %s", err);
+	rc = config_set(&c, "push_keys", "  0123456789abcde  ", err, sizeof err);
+	ok(rc == -1, "blanks around a key do not count: %s", err);
+	/* 15 characters in 30 bytes: characters are counted, not bytes. */
+	rc = config_set(&c, "push_keys", "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+			"\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9", err, sizeof err);
+	ok(rc == -1 && strstr(err, "shorter than 16 characters") != NULL, "15 two-byte characters refused: %s", err);
+	ok(config_set(&c, "push_keys", "", err, sizeof err) == 0 && c.push_keys.n == 0, "an empty list still turns push off");
+	ok(config_set(&c, "allowed_origins", "x", err, sizeof err) == 0 && config_set(&c, "amqp_bindings", "b", err,
+	   sizeof err) == 0, "other lists have no minimum");
+	config_free(&c);
+
+	expect_file_error("push_keys = demo-key-123\n", "%s:1: push_keys: item 1 is shorter than 16 characters",
+			  "a short key in a file names file, line and key");
+	config_defaults(&c);
+	rc = load(&c, "push_keys = 0123456789abcdef, fedcba9876543210\n", path, err);
+	ok(rc == 0 && c.push_keys.n == 2, "two keys of 16 from a file: %s", err);
+	config_free(&c);
+	{
+		char *env[] = { "NOTIFYD_PUSH_KEYS=short", NULL };
+
+		config_defaults(&c);
+		ok(config_apply_env(&c, env, err, sizeof err) == -1 &&
+		   strcmp(err, "environment NOTIFYD_PUSH_KEYS: push_keys: item 1 is shorter than 16 characters") == 0,
+		   "a short key from the environment: %s", err);
+		config_free(&c);
+	}
+
+	config_defaults(&c);
+	ok(config_set(&c, "push_auth_fail_rate", "0", err, sizeof err) == 0 && c.push_auth_fail_rate == 0,
+	   "push_auth_fail_rate 0 (no limit)");
+	ok(config_set(&c, "push_auth_fail_rate", "1000", err, sizeof err) == 0 && c.push_auth_fail_rate == 1000,
+	   "push_auth_fail_rate 1000");
+	config_free(&c);
+	expect_set_error("push_auth_fail_rate", "-1", "not a whole number");
+	expect_set_error("push_auth_fail_rate", "10000001", "must be between 0 and 10000000");
+}
+
+/* Loads text from a file of the given mode and says whether its secrets
+ * are exposed to others than a daemon running with group own_gid (or the
+ * file's own group when own_gid is -1). */
+static int exposed(const char *text, mode_t mode, long own_gid, const char **key)
+{
+	struct config c;
+	char path[64], err[ERRLEN];
+	int rc = -1;
+
+	config_defaults(&c);
+	if (write_tmp(path, sizeof path, text, strlen(text)) == 0) {
+		if (chmod(path, mode) == 0 && config_load_file(&c, path, err, sizeof err) == 0) {
+			rc = config_file_exposed(&c, own_gid < 0 ? c.file_gid : (gid_t)own_gid);
+			*key = c.file_secret_key;
+			if (c.file_mode != (uint32_t)mode)
+				rc = -2;
+		}
+		unlink(path);
+	}
+	config_free(&c);
+	return rc;
+}
+
+static void test_file_exposed(void)
+{
+	static const struct {
+		const char *text;
+		mode_t mode;
+		int other_group;	/* the daemon's group is not the file's */
+		int want;
+		const char *key;
+		const char *what;
+	} cases[] = {
+		{ "push_keys = 0123456789abcdef\n", 0644, 0, 1, "push_keys", "push_keys, world-readable" },
+		{ "push_keys = 0123456789abcdef\n", 0604, 0, 1, "push_keys", "push_keys, readable by others only" },
+		{ "push_keys = 0123456789abcdef\n", 0600, 0, 0, "push_keys", "push_keys, 0600" },
+		{ "push_keys = 0123456789abcdef\n", 0400, 0, 0, "push_keys", "push_keys, 0400" },
+		{ "push_keys = 0123456789abcdef\n", 0640, 0, 0, "push_keys",
+		  "push_keys, 0640 in the daemon's own group (the package's root:notifyd)" },
+		{ "push_keys = 0123456789abcdef\n", 0640, 1, 1, "push_keys", "push_keys, 0640 in another group" },
+		{ "jwt_secret = 0123456789abcdef0123456789abcdef\n", 0644, 0, 1, "jwt_secret", "jwt_secret" },
+		{ "amqp_url = amqp://u:hunter2@mq/\n", 0644, 0, 1, "amqp_url", "amqp_url with a password" },
+		{ "amqp_url = amqp://guest:guest@127.0.0.1:5672/\n", 0644, 0, 0, NULL,
+		  "amqp_url with RabbitMQ's public guest:guest" },
+		{ "amqp_url = amqp://u:@mq/\n", 0644, 0, 0, NULL, "amqp_url with an empty password" },
+		{ "amqp_url = amqp://u@mq/\n", 0644, 0, 0, NULL, "amqp_url without a password" },
+		{ "push_keys =\njwt_secret = \"\"\n", 0644, 0, 0, NULL, "secret keys set empty" },
+		{ "workers = 3\n", 0644, 0, 0, NULL, "no secret at all" },
+		{ "workers = 3\njwt_secret = 0123456789abcdef0123456789abcdef\npush_keys = 0123456789abcdef\n", 0644,
+		  0, 1, "jwt_secret", "two secrets: the first is named" },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *key = NULL;
+		int got = exposed(cases[i].text, cases[i].mode, cases[i].other_group ? (long)getegid() + 1 : -1, &key);
+
+		ok(got == cases[i].want && (key == NULL ? cases[i].key == NULL :
+		   cases[i].key != NULL && strcmp(key, cases[i].key) == 0),
+		   "%s, mode %04o: %s (got %d, key %s)", cases[i].what, (unsigned)cases[i].mode,
+		   cases[i].want ? "exposed" : "not exposed", got, key ? key : "none");
+	}
+	{
+		struct config c;
+
+		config_defaults(&c);
+		config_set(&c, "push_keys", "0123456789abcdef", NULL, 0);
+		ok(!config_file_exposed(&c, getegid()), "secrets from config_set or the environment: no file, no warning");
+		config_free(&c);
+	}
+}
+
 static void test_secrets_never_shown(void)
 {
 	struct config c;
@@ -968,11 +1100,11 @@ static void test_secrets_never_shown(void)
 	char *text;
 
 	config_defaults(&c);
-	config_set(&c, "push_keys", "k3y-one, k3y-two", err, sizeof err);
+	config_set(&c, "push_keys", "k3y-one-0123456789, k3y-two-0123456789", err, sizeof err);
 	config_set(&c, "jwt_secret", "s3cr3t-value", err, sizeof err);
 	text = print_to_string(&c);
 	ok(text && strstr(text, "push_keys = ***") && strstr(text, "jwt_secret = ***") &&
-	   !strstr(text, "k3y-one") && !strstr(text, "s3cr3t-value"),
+	   !strstr(text, "k3y-") && !strstr(text, "s3cr3t-value"),
 	   "config_print masks push_keys and jwt_secret");
 	free(text);
 	ok(config_set(&c, "jwt_secret", "bad\x01", err, sizeof err) == 0 ||
@@ -999,6 +1131,8 @@ int main(void)
 	test_print();
 	test_print_line_limit();
 	test_secrets_never_shown();
+	test_push_keys();
+	test_file_exposed();
 	test_mask();
 	return done_testing();
 }

@@ -29,6 +29,24 @@ int main(void)
 		allowed += ip_rate_allow(off, "127.0.0.1", 5);
 	ok(allowed == 1000, "rate 0 means no limit");
 	ip_rate_free(r);
+
+	/* peek: what allow would say, taking nothing (the /push failure
+	 * limit asks before it counts). */
+	r = ip_rate_new(2);
+	ok(ip_rate_peek(r, "10.0.0.1", 1000), "peek: an unknown address may");
+	ok(ip_rate_expire(r, 1000, 10000) == 0, "peek adds no entry");
+	ok(ip_rate_allow(r, "10.0.0.1", 1000) && ip_rate_peek(r, "10.0.0.1", 1000),
+	   "one of two taken: peek still says yes");
+	ok(ip_rate_peek(r, "10.0.0.1", 1000) && ip_rate_peek(r, "10.0.0.1", 1000) &&
+	   ip_rate_allow(r, "10.0.0.1", 1000), "peeking takes nothing: the second token is still there");
+	ok(!ip_rate_peek(r, "10.0.0.1", 1000) && !ip_rate_allow(r, "10.0.0.1", 1000),
+	   "both taken: peek and allow say no");
+	ok(!ip_rate_peek(r, "10.0.0.1", 1499), "499 ms later: not yet a whole token");
+	ok(ip_rate_peek(r, "10.0.0.1", 1500), "500 ms later (rate 2): one token again");
+	ok(ip_rate_peek(r, "10.0.0.2", 1000), "another address is not affected");
+	ip_rate_free(r);
+	ok(ip_rate_peek(off, "10.0.0.1", 1), "rate 0: peek always yes");
+	ok(ip_rate_peek(NULL, "10.0.0.1", 1), "no table: peek yes");
 	ip_rate_free(off);
 	return done_testing();
 }

@@ -31,6 +31,27 @@ static void test_id_valid(void)
 	ok(!target_id_valid("a\tb", 3), "tab in id invalid");
 	ok(!target_id_valid("\x1f", 1), "0x1F in id invalid");
 	ok(!target_id_valid("a\x7f", 2), "DEL in id invalid");
+	/* C1 controls (U+0080..U+009F) and the line/paragraph separators end
+	 * a line for some log readers and JavaScript parsers. */
+	{
+		static const struct { const char *id; int valid; const char *what; } c1[] = {
+			{ "a\xC2\x80", 0, "U+0080 (first C1)" },
+			{ "a\xC2\x85" "b", 0, "U+0085 NEL" },
+			{ "\xC2\x9F", 0, "U+009F (last C1)" },
+			{ "a\xE2\x80\xA8" "b", 0, "U+2028 LINE SEPARATOR" },
+			{ "a\xE2\x80\xA9", 0, "U+2029 PARAGRAPH SEPARATOR" },
+			{ "\xC2\xA0", 1, "U+00A0 (after C1)" },
+			{ "\xC2\x7F", 0, "0xC2 before DEL (not UTF-8)" },
+			{ "\xE2\x80\xA7", 1, "U+2027 (before U+2028)" },
+			{ "\xE2\x80\xAA", 1, "U+202A (after U+2029)" },
+			{ "\xE2\x80", 0, "U+2028 cut short (not UTF-8)" },
+			{ "\xC3\x85", 1, "U+00C5 (second byte like NEL's, other lead)" },
+		};
+
+		for (size_t i = 0; i < sizeof(c1) / sizeof(c1[0]); i++)
+			ok(target_id_valid(c1[i].id, strlen(c1[i].id)) == c1[i].valid, "%s in id %s", c1[i].what,
+			   c1[i].valid ? "valid" : "invalid");
+	}
 	ok(target_id_valid(" a b ", 5), "spaces in id valid (not control characters)");
 	ok(target_id_valid("a.b", 3), "dot in id valid");
 	{
@@ -67,6 +88,10 @@ static void test_routing_key(void)
 	   "routing key with a control char in the id -> TARGET_BAD_ID");
 	ok(target_from_routing_key(KEY("user.\xFF"), &t) == TARGET_BAD_ID,
 	   "routing key with invalid UTF-8 in the id -> TARGET_BAD_ID");
+	ok(target_from_routing_key(KEY("user.a\xC2\x85"), &t) == TARGET_BAD_ID,
+	   "routing key with NEL (C1) in the id -> TARGET_BAD_ID");
+	ok(target_from_routing_key(KEY("user.a\xE2\x80\xA8"), &t) == TARGET_BAD_ID,
+	   "routing key with U+2028 in the id -> TARGET_BAD_ID");
 	ok(target_from_routing_key(KEY("broadcasts"), &t) == TARGET_OK && t.kind == TARGET_NONE,
 	   "\"broadcasts\" is not broadcast");
 	ok(target_from_routing_key(KEY("broadcast.x"), &t) == TARGET_OK && t.kind == TARGET_NONE,
@@ -134,6 +159,9 @@ static void test_body(void)
 	body("{\"user_id\":\"\"}", TARGET_BAD_ID, TARGET_NONE, NULL);
 	body("{\"user_id\":\"a\\nb\"}", TARGET_BAD_ID, TARGET_NONE, NULL);
 	body("{\"user_id\":\"a\\u007fb\"}", TARGET_BAD_ID, TARGET_NONE, NULL);
+	body("{\"user_id\":\"a\\u0085b\"}", TARGET_BAD_ID, TARGET_NONE, NULL);
+	body("{\"user_id\":\"a\\u2028b\"}", TARGET_BAD_ID, TARGET_NONE, NULL);
+	body("{\"user_id\":\"a\\u2029\"}", TARGET_BAD_ID, TARGET_NONE, NULL);
 	body("{\"user_id\":\"\\u00fc\"}", TARGET_OK, TARGET_USER, "\xC3\xBC");
 	body("{\"user_id\":\"\xFF\"}", TARGET_BAD_ID, TARGET_NONE, NULL);
 	body("{\"user_id\":\"\xED\xA0\x80\"}", TARGET_BAD_ID, TARGET_NONE, NULL);

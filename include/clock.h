@@ -1,0 +1,24 @@
+/* clock.h - the one clock: CLOCK_MONOTONIC, for deadlines and latencies.
+ * Any thread.  Its own module so that nobody includes the loop's header
+ * (or main.c's) for the time.
+ */
+#ifndef NOTIFYD_CLOCK_H
+#define NOTIFYD_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline uint64_t clock_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t clock_now_ms(void)
+{
+	return clock_now_ns() / 1000000u;
+}
+
+#endif
