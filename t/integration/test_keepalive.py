@@ -81,3 +81,22 @@ def test_raw_client_answering_pings_is_kept(start_notifyd, raw_client, publisher
             continue
         assert f.opcode == harness.OP_TEXT and f.payload == body, f
         break
+
+
+def test_client_quiet_longer_than_handshake_timeout_is_kept(start_notifyd, ws_client, publisher, note):
+    """A client that answers every ping, but is otherwise quiet for longer
+    than handshake_timeout between pongs, stays connected.  Under libevent
+    2.1 evhttp's per-read timeout survived the upgrade on the read event:
+    after the first pong, reading stopped at handshake_timeout, the next
+    pong went unread, and the client was dropped for a missing pong."""
+    d = start_notifyd(handshake_timeout="1s", ws_ping_interval="3s", ws_pong_timeout="2s")
+    polite = ws_client(d, "quiet")     # python-websockets answers pings itself
+    t0 = time.monotonic()
+    time.sleep(11)                     # three ping rounds, 3 s of silence after each pong
+    assert polite.open, "closed after %.1fs (code %s): pongs went unread" % (
+        time.monotonic() - t0, polite.close_code)
+    body = b'{"title":"quiet but here"}'
+    publisher.publish("user.quiet", body)
+    recv_exact(polite, body)
+    assert "pong_timeout" not in d.log_text()
+    note("kept for %.1fs with handshake_timeout=1s" % (time.monotonic() - t0))
