@@ -13,6 +13,11 @@
  * their frames back to back in one block, written to each connection as
  * one piece; the batch holds the only reference to each part, and acks
  * them all when its own count reaches zero.
+ * The life of a msg ends in delivery.c: msg_release() is the one way a
+ * reference is given back (a writer's, through libevent's evbuffer
+ * cleanup, or the dispatcher's own), and the last one settles the msg into
+ * its sink: an ack on the consumer's queue, or nothing at all when a frame
+ * was abandoned unwritten at shutdown (the broker then keeps it).
  */
 #ifndef NOTIFYD_DELIVERY_H
 #define NOTIFYD_DELIVERY_H
@@ -30,7 +35,17 @@
 
 #include "target.h"
 
-struct dispatch;
+struct xqueue;
+struct stats;
+
+/* Where settled msgs go: one per event loop, owned by its dispatcher. */
+struct msg_sink {
+	struct xqueue *ackq;	/* to the consumer thread */
+	struct stats *stats;
+	uint64_t in_flight;	/* msgs taken from the workers, not yet settled */
+	bool abandoning;	/* shutdown gave up on connections: frames
+				 * released unwritten are not acked */
+};
 
 struct job {
 	uint64_t seq;		/* order of arrival across connections, from 1 */
@@ -48,7 +63,7 @@ struct msg {
 	uint64_t t_recv_ns;
 	uint32_t targets;	/* connections it was queued to */
 	bool abandoned;		/* a frame was dropped unwritten at shutdown: no ack */
-	struct dispatch *owner;
+	struct msg_sink *owner;
 	struct msg *parts;	/* batch: its first part; a part: the next one */
 	uint32_t nparts;	/* batch: how many parts; 0 for a single msg */
 	struct target target;
@@ -73,6 +88,16 @@ static inline void msg_init(struct msg *m, uint32_t gen, uint64_t tag, uint64_t 
 	m->target = *t;
 	m->frame_len = frame_len;
 }
+
+/* evbuffer_ref_cleanup_cb for a msg referenced into an output buffer
+ * (data set: that writer handed the frame to the kernel, or its connection
+ * went away); called with data NULL by the dispatcher for its own
+ * reference.  The last release settles the msg, or every part of a batch. */
+void msg_release(const void *data, size_t len, void *arg);
+
+/* A writer handed m's frame to the kernel at now_ns: count its latency
+ * (every part of a batch). */
+void msg_observe_written(const struct msg *m, uint64_t now_ns);
 
 struct ready {
 	uint64_t seq;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker_status.h"
 #include "config.h"
 #include "conn_registry.h"
 #include "stats.h"
@@ -21,21 +22,6 @@ struct http_push;
 struct auth_jwt;
 struct xqueue;
 struct peer_table;
-
-enum broker_state {
-	BROKER_CONNECTING = 0,
-	BROKER_CONSUMING,
-	BROKER_RECONNECTING,
-	BROKER_STOPPED
-};
-
-/* What the consumer thread tells the loop about the broker (by queue). */
-struct broker_status {
-	enum broker_state state;
-	bool cancelled;		/* consuming stopped for shutdown */
-	bool drained;		/* ... and every delivery taken is settled */
-	char error[200];
-};
 
 struct gateway {
 	const struct config *cfg;
@@ -52,14 +38,6 @@ struct gateway {
 	uint64_t started_ms;
 	uint64_t next_conn_id;
 	bool draining;			/* shutting down: no new clients */
-	bool abandoning;		/* shutdown gave up on connections: their
-					 * unwritten frames must not be acked */
 };
-
-const char *broker_state_name(enum broker_state s);
-
-/* Build the token verifier from the configuration (auth = jwt), NULL with
- * err filled when the keys do not load. */
-struct auth_jwt *notifyd_auth_new(const struct config *cfg, char *err, size_t errlen);
 
 #endif

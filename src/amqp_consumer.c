@@ -15,10 +15,10 @@
 
 #include "ack_window.h"
 #include "amqp_link.h"
+#include "broker_status.h"
 #include "clock.h"
 #include "delivery.h"
 #include "log.h"
-#include "notifyd.h"
 #include "xqueue.h"
 
 #define CHANNEL AMQP_LINK_CHANNEL

@@ -20,7 +20,6 @@
 #include "amqp_link.h"
 #include "clock.h"
 #include "log.h"
-#include "notifyd.h"
 #include "xqueue.h"
 
 #define JOB_BATCH 64

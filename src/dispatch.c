@@ -32,7 +32,7 @@ struct dispatch {
 	uint8_t *have;
 	size_t mask;
 	uint64_t next_seq;
-	uint64_t in_flight;
+	struct msg_sink sink;		/* where written msgs are settled */
 	/* Wake-up number: a connection's first frame of a pass may be written
 	 * straight to its idle socket, the rest of the pass is queued and
 	 * written with one writev per connection (a send() per frame cost 5x
@@ -43,75 +43,13 @@ struct dispatch {
 	size_t run_bytes, run_max;
 };
 
-void dispatch_observe_written(const struct msg *m, uint64_t now_ns)
-{
-	struct stats *st = m->owner->gw->stats;
-
-	if (m->nparts == 0) {
-		stats_observe_latency(st, now_ns - m->t_recv_ns);
-		return;
-	}
-	for (const struct msg *p = m->parts; p != NULL; p = p->parts)
-		stats_observe_latency(st, now_ns - p->t_recv_ns);
-}
-
-/* The last reference to a single notification is gone: ack it, unless a
- * frame of it was dropped unwritten (the broker keeps it and redelivers). */
-static void dispatch_msg_done(struct dispatch *d, struct msg *m)
-{
-	struct ack_item a;
-
-	if (m->abandoned) {
-		d->in_flight--;
-		free(m);
-		return;
-	}
-	a.tag = m->tag;
-	a.gen = m->gen;
-	a.kind = ACK_ACK;
-	if (m->targets == 0)
-		stats_add(&d->gw->stats->undelivered, 1);
-	/* A closed queue means we are past shutdown: the broker keeps the
-	 * message, which is what an unacked delivery is for. */
-	(void)xqueue_push(d->gw->ackq, &a);
-	d->in_flight--;
-	free(m);
-}
-
-void dispatch_msg_release(const void *data, size_t len, void *arg)
-{
-	struct msg *m = arg;
-	struct dispatch *d = m->owner;
-
-	(void)len;
-	/* A writer's reference (data set) ends when its frame reached the
-	 * socket, or its connection went away. */
-	if (data != NULL && d->gw->abandoning)
-		m->abandoned = true;
-	else if (data != NULL)
-		dispatch_observe_written(m, clock_now_ns());
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	if (m->nparts == 0) {
-		dispatch_msg_done(d, m);
-		return;
-	}
-	for (struct msg *p = m->parts, *next; p != NULL; p = next) {
-		next = p->parts;
-		p->targets = m->targets;
-		p->abandoned = m->abandoned;
-		dispatch_msg_done(d, p);
-	}
-	free(m);
-}
-
 static void dispatch_write(struct dispatch *d, struct msg *m)
 {
 	struct conn_registry *reg = &d->gw->reg;
 	uint64_t now = clock_now_ms();
 	uint32_t n = 0;
 
-	m->owner = d;
+	m->owner = &d->sink;
 	if (m->target.kind == TARGET_USER) {
 		struct user_entry *u = registry_find(reg, m->target.id, m->target.id_len);
 
@@ -124,7 +62,7 @@ static void dispatch_write(struct dispatch *d, struct msg *m)
 	m->targets = n;
 	stats_add(&d->gw->stats->delivered, (uint64_t)n * (m->nparts != 0 ? m->nparts : 1));
 	stats_add(&d->gw->stats->bytes_out, (uint64_t)n * m->frame_len);
-	dispatch_msg_release(NULL, 0, m);	/* the dispatcher's own reference */
+	msg_release(NULL, 0, m);	/* the dispatcher's own reference */
 }
 
 /* Write the broadcasts held back in this pass: one alone as itself, more
@@ -157,7 +95,7 @@ static void dispatch_flush_run(struct dispatch *d)
 	}
 	/* The batch's own tag and gen are never acked: its parts are. */
 	msg_init(b, first->gen, first->tag, first->t_recv_ns, &first->target, len);
-	b->owner = d;
+	b->owner = &d->sink;
 	b->parts = first;
 	b->nparts = k;
 	stats_add(&d->gw->stats->broadcast_batches, 1);
@@ -215,7 +153,7 @@ static int dispatch_grow(struct dispatch *d, uint64_t span)
 static void dispatch_accept(struct dispatch *d, const struct ready *r)
 {
 	if (r->msg != NULL)
-		d->in_flight++;
+		d->sink.in_flight++;
 	if (r->seq < d->next_seq) {
 		/* Cannot happen with one consumer; never drop a message over it. */
 		log_error("dispatch_seq_behind", "seq=%llu next=%llu",
@@ -289,6 +227,8 @@ struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)
 		return NULL;
 	d->gw = gw;
 	d->readyq = readyq;
+	d->sink.ackq = gw->ackq;
+	d->sink.stats = gw->stats;
 	d->next_seq = 1;
 	d->mask = 1023;
 	/* A batch is taken whole by an idle connection, so keep it well inside
@@ -339,7 +279,12 @@ void dispatch_free(struct dispatch *d)
 	free(d);
 }
 
+void dispatch_abandon(struct dispatch *d)
+{
+	d->sink.abandoning = true;
+}
+
 uint64_t dispatch_in_flight(const struct dispatch *d)
 {
-	return d->in_flight;
+	return d->sink.in_flight;
 }

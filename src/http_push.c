@@ -283,27 +283,35 @@ void http_push_refusal(struct http_push *hp, int status, const char **why, const
 	*header = r != NULL ? r->hline : NULL;
 }
 
+static int push_refuse(const char **why, const char *text, int status)
+{
+	*why = text;
+	return status;
+}
+
 /* Validate one notification object and fill m.  raw (a single object) is
  * copied to inline, the space behind the msgs block; a batch member is
- * printed into a malloc'd body of its own.  Returns NULL or why not. */
-static const char *push_prepare(const struct config *cfg, const cJSON *obj, const char *raw,
-    size_t rawlen, char *inline_body, struct push_msg *m)
+ * printed into a malloc'd body of its own.  Returns 0, or the status to
+ * answer with *why filled. */
+static int push_prepare(const struct config *cfg, const cJSON *obj, const char *raw,
+    size_t rawlen, char *inline_body, struct push_msg *m, const char **why)
 {
 	struct target t;
 	int rc;
 
+	*why = NULL;
 	if (!cJSON_IsObject(obj))
-		return "each notification must be a JSON object";
+		return push_refuse(why, "each notification must be a JSON object", 400);
 	rc = target_from_body(obj, &t);
 	if (rc == TARGET_MISSING)
-		return "no target: give \"user_id\" or \"broadcast\": true";
+		return push_refuse(why, "no target: give \"user_id\" or \"broadcast\": true", 400);
 	if (rc != TARGET_OK)
-		return "invalid \"user_id\" or \"broadcast\"";
+		return push_refuse(why, "invalid \"user_id\" or \"broadcast\"", 400);
 	if (t.kind == TARGET_USER) {
 		/* The queue is bound with "user.*": a dot would make a routing
 		 * key that nothing matches, and the broker would drop it. */
 		if (memchr(t.id, '.', t.id_len) != NULL)
-			return "\"user_id\" must not contain '.'";
+			return push_refuse(why, "\"user_id\" must not contain '.'", 400);
 		snprintf(m->routing_key, sizeof(m->routing_key), "user.%s", t.id);
 	} else {
 		snprintf(m->routing_key, sizeof(m->routing_key), "broadcast");
@@ -316,13 +324,13 @@ static const char *push_prepare(const struct config *cfg, const cJSON *obj, cons
 	} else {
 		m->owned = cJSON_PrintUnformatted(obj);
 		if (m->owned == NULL)
-			return "out of memory";
+			return push_refuse(why, "out of memory", 503);
 		m->body = m->owned;
 		m->len = strlen(m->owned);
 	}
 	if (m->len > cfg->max_message_size)
-		return "notification larger than max_message_size";
-	return NULL;
+		return push_refuse(why, "notification larger than max_message_size", 413);
+	return 0;
 }
 
 static void trim(const char **p, size_t *n)
@@ -439,8 +447,8 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		}
 		cJSON_ArrayForEach(it, root) {
 			job.n = i + 1;
-			why = push_prepare(cfg, it, NULL, 0, NULL, &job.msgs[i++]);
-			if (why != NULL)
+			status = push_prepare(cfg, it, NULL, 0, NULL, &job.msgs[i++], &why);
+			if (status != 0)
 				goto bad;
 		}
 	} else {
@@ -452,8 +460,8 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		}
 		memset(job.msgs, 0, sizeof(*job.msgs));
 		job.n = 1;
-		why = push_prepare(cfg, root, text, len, (char *)(job.msgs + 1), &job.msgs[0]);
-		if (why != NULL)
+		status = push_prepare(cfg, root, text, len, (char *)(job.msgs + 1), &job.msgs[0], &why);
+		if (status != 0)
 			goto bad;
 	}
 	cJSON_Delete(root);
@@ -491,8 +499,6 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 bad:
 	cJSON_Delete(root);
 	push_job_free(&job);
-	if (status == 400 && why != NULL && strcmp(why, "notification larger than max_message_size") == 0)
-		status = 413;
 	push_reply(hp, req, status, why);
 }
 

@@ -235,11 +235,11 @@ static const char *joined_protocols(struct evhttp_request *req, size_t max, char
 }
 
 /* auth = jwt: find the token (subprotocol, ?token=, Authorization: Bearer),
- * verify it, check a userId given beside it.  Returns NULL with *id filled,
- * or the reason for a 401. */
-static const char *ws_authenticate(struct http_server *hs, struct evhttp_request *req,
+ * verify it, check a userId given beside it.  Returns 0 with *id filled, or
+ * the status to refuse with (401, or 500 out of memory) and *whyp. */
+static int ws_authenticate(struct http_server *hs, struct evhttp_request *req,
     const struct evkeyvalq *params, const char *user_param, struct auth_jwt_identity *id,
-    char *chosen, size_t chosen_len, uint64_t *expires_ms)
+    char *chosen, size_t chosen_len, uint64_t *expires_ms, const char **whyp)
 {
 	const struct config *cfg = hs->gw->cfg;
 	static const size_t protos_max = 2 * AUTH_JWT_TOKEN_MAX + 256;
@@ -251,12 +251,13 @@ static const char *ws_authenticate(struct http_server *hs, struct evhttp_request
 	size_t tlen = 0;
 	bool oom;
 	time_t now = time(NULL);
-	int rc;
+	int rc, status = 401;
 
 	token[0] = '\0';
 	protos = joined_protocols(req, protos_max, &joined, &oom);
 	if (oom) {
 		why = auth_jwt_strerror(AUTH_JWT_INTERNAL);
+		status = 500;
 		goto out;
 	}
 	if (protos != NULL) {
@@ -291,6 +292,8 @@ static const char *ws_authenticate(struct http_server *hs, struct evhttp_request
 	if (rc != AUTH_JWT_OK) {
 		if (why == NULL)
 			why = auth_jwt_strerror(rc);
+		if (rc == AUTH_JWT_INTERNAL)
+			status = 500;
 		goto out;
 	}
 	if (user_param != NULL && strcmp(user_param, id->user) != 0) {
@@ -308,7 +311,8 @@ static const char *ws_authenticate(struct http_server *hs, struct evhttp_request
 out:
 	OPENSSL_cleanse(token, tlen + 1);
 	free(joined);
-	return why;
+	*whyp = why;
+	return why == NULL ? 0 : status;
 }
 
 /* The headers the upgrade looks at, in one walk over the list instead of
@@ -407,11 +411,10 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	if (user == NULL)
 		user = evhttp_find_header(&params, "user_id");
 	if (cfg->auth == CONFIG_AUTH_JWT) {
-		const char *bad = ws_authenticate(hs, req, &params, user, &ident, chosen, sizeof(chosen), &expires_ms);
+		const char *bad = NULL;
+		int st = ws_authenticate(hs, req, &params, user, &ident, chosen, sizeof(chosen), &expires_ms, &bad);
 
-		if (bad != NULL) {
-			int st = strcmp(bad, auth_jwt_strerror(AUTH_JWT_INTERNAL)) == 0 ? 500 : 401;
-
+		if (st != 0) {
 			evhttp_clear_headers(&params);
 			stats_add(&gw->stats->ws_rejected, 1);
 			log_info("ws_auth_refused", "status=%d why=\"%s\"", st, bad);

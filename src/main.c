@@ -54,17 +54,6 @@ struct daemon {
 	uint64_t drain_deadline_ms, close_deadline_ms;
 };
 
-const char *broker_state_name(enum broker_state s)
-{
-	switch (s) {
-	case BROKER_CONNECTING: return "connecting";
-	case BROKER_CONSUMING: return "consuming";
-	case BROKER_RECONNECTING: return "reconnecting";
-	case BROKER_STOPPED: return "stopped";
-	}
-	return "unknown";
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -129,7 +118,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	if (d->phase == CLOSING_CLIENTS && (d->gw.reg.nconns == 0 || now >= d->close_deadline_ms)) {
 		/* Frames still queued for these clients were never written: not
 		 * acked, so the broker keeps them. */
-		d->gw.abandoning = true;
+		dispatch_abandon(d->gw.dispatch);
 		while (d->gw.reg.all != NULL)
 			ws_conn_free(ws_conn_from_links(d->gw.reg.all), "shutdown");
 		d->phase = STOPPING;
@@ -154,7 +143,9 @@ static void daemon_begin_drain(struct daemon *d)
 
 static int load_config(struct config *cfg, const char *path, int explicit_path);
 
-struct auth_jwt *notifyd_auth_new(const struct config *cfg, char *err, size_t errlen)
+/* The token verifier from the configuration (auth = jwt), NULL with err
+ * filled when the keys do not load. */
+static struct auth_jwt *notifyd_auth_new(const struct config *cfg, char *err, size_t errlen)
 {
 	struct auth_jwt_config ac = {
 		.alg = cfg->jwt_algorithm,
@@ -261,7 +252,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	/* A second signal: the operator does not want to wait. */
 	log_warn("shutdown_forced", "signal=%d", (int)sig);
-	d->gw.abandoning = true;
+	dispatch_abandon(d->gw.dispatch);
 	while (d->gw.reg.all != NULL)
 		ws_conn_free(ws_conn_from_links(d->gw.reg.all), "forced_shutdown");
 	d->phase = STOPPING;

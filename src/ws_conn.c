@@ -19,7 +19,6 @@
 #include "clock.h"
 #include "config.h"
 #include "delivery.h"
-#include "dispatch.h"
 #include "log.h"
 #include "notifyd.h"
 #include "peer_table.h"
@@ -496,7 +495,7 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n == (ssize_t)m->frame_len) {
-			dispatch_observe_written(m, clock_now_ns());
+			msg_observe_written(m, clock_now_ns());
 			return 1;
 		}
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -505,8 +504,8 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 			sent = (size_t)n;
 	}
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-	if (evbuffer_add_reference(out, m->frame + sent, m->frame_len - sent, dispatch_msg_release, m) < 0) {
-		dispatch_msg_release(m->frame, m->frame_len, m);
+	if (evbuffer_add_reference(out, m->frame + sent, m->frame_len - sent, msg_release, m) < 0) {
+		msg_release(m->frame, m->frame_len, m);
 		return 0;
 	}
 	ws_conn_want_write(c);
