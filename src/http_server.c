@@ -340,6 +340,59 @@ static void ws_headers(struct evhttp_request *req, struct ws_upgrade_request *up
 			}
 }
 
+/* Why an upgrade is refused.  One row each, so that every refusal is
+ * counted, logged and answered the same way. */
+enum ws_refusal {
+	WR_HANDSHAKE = 0, WR_ORIGIN, WR_DRAINING, WR_CONNECTIONS, WR_IP_RATE, WR_QUERY, WR_AUTH,
+	WR_USER, WR_PER_USER, WR_INTERNAL
+};
+
+static const struct {
+	const char *name;	/* reason= in the log line */
+	int status;		/* 0: the caller's */
+	int limit;		/* enum limit_kind counted, -1: none */
+	const char *why;	/* the answer's error, NULL: the caller's */
+} ws_refusals[] = {
+	[WR_HANDSHAKE] = { "handshake", 0, -1, NULL },
+	[WR_ORIGIN] = { "origin", 403, -1, "origin not allowed" },
+	[WR_DRAINING] = { "draining", 503, -1, "server shutting down" },
+	[WR_CONNECTIONS] = { "max_connections", 503, LIMIT_CONNECTIONS, "connection limit reached" },
+	[WR_IP_RATE] = { "ip_connect_rate", 503, LIMIT_IP_RATE, "too many new connections from this address" },
+	[WR_QUERY] = { "query", 400, -1, "malformed query string" },
+	[WR_AUTH] = { "auth", 0, -1, NULL },
+	[WR_USER] = { "user", 400, -1, "missing or invalid userId" },
+	[WR_PER_USER] = { "max_connections_per_user", 503, LIMIT_PER_USER, "too many connections for this user" },
+	[WR_INTERNAL] = { "internal", 500, -1, "cannot accept the connection" },
+};
+
+static void ws_refuse(struct http_server *hs, struct evhttp_request *req, enum ws_refusal r, int status,
+    const char *why, const char *user)
+{
+	struct stats *st = hs->gw->stats;
+	char uq[TARGET_ID_MAX * 2 + 8], wq[256];
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (ws_refusals[r].status != 0)
+		status = ws_refusals[r].status;
+	if (ws_refusals[r].why != NULL)
+		why = ws_refusals[r].why;
+	stats_add(&st->ws_rejected, 1);
+	if (ws_refusals[r].limit >= 0)
+		stats_add(&st->limit_hits[ws_refusals[r].limit], 1);
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+	if (status == 426)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Sec-WebSocket-Version", "13");
+	if (status >= 500)
+		/* Not the gate's any more, or about to be busy: do not keep it. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	/* A limit reached is the operator's business: warn. */
+	log_event(ws_refusals[r].limit >= 0 ? LOG_LVL_WARN : LOG_LVL_INFO, "ws_refused", "status=%d reason=%s why=%s addr=%s user=%s",
+	    status, ws_refusals[r].name, log_quote(wq, sizeof(wq), why, strlen(why)),
+	    addr != NULL ? addr : "?", user != NULL ? log_quote(uq, sizeof(uq), user, strlen(user)) : "-");
+	http_reply_error(req, status, why);
+}
+
 static void http_on_ws(struct evhttp_request *req, void *arg)
 {
 	struct http_server *hs = arg;
@@ -363,39 +416,25 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	ws_headers(req, &up, &origin, &host);
 	code = ws_handshake_check(&up, &why);
 	if (code != 0) {
-		if (code == 426)
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Sec-WebSocket-Version", "13");
-		stats_add(&gw->stats->ws_rejected, 1);
-		log_info("ws_handshake_refused", "status=%d why=\"%s\"", code, why ? why : "");
-		http_reply_error(req, code, why ? why : "malformed upgrade");
+		ws_refuse(hs, req, WR_HANDSHAKE, code, why != NULL ? why : "malformed upgrade", NULL);
 		return;
 	}
 	if (!same_origin(origin, host) && !ws_origin_allowed(origin,
 	    (const char *const *)cfg->allowed_origins.item, cfg->allowed_origins.n)) {
-		stats_add(&gw->stats->ws_rejected, 1);
-		log_info("ws_handshake_refused", "status=403 why=origin");
-		http_reply_error(req, 403, "origin not allowed");
+		ws_refuse(hs, req, WR_ORIGIN, 0, NULL, NULL);
 		return;
 	}
 	if (gw->draining) {
-		stats_add(&gw->stats->ws_rejected, 1);
-		http_reply_error(req, 503, "server shutting down");
+		ws_refuse(hs, req, WR_DRAINING, 0, NULL, NULL);
 		return;
 	}
 	if (gw->reg.nconns >= cfg->max_connections) {
-		stats_add(&gw->stats->ws_rejected, 1);
-		stats_add(&gw->stats->limit_hits[LIMIT_CONNECTIONS], 1);
-		log_warn("ws_limit_reached", "limit=connections max=%u", cfg->max_connections);
-		http_reply_error(req, 503, "connection limit reached");
+		ws_refuse(hs, req, WR_CONNECTIONS, 0, NULL, NULL);
 		return;
 	}
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
 	if (!ip_rate_allow(hs->ip_rate, peer != NULL ? peer : "?", clock_now_ms())) {
-		stats_add(&gw->stats->ws_rejected, 1);
-		stats_add(&gw->stats->limit_hits[LIMIT_IP_RATE], 1);
-		log_warn("ws_limit_reached", "limit=ip_rate addr=%s rate=%u", peer != NULL ? peer : "?",
-		    cfg->ip_connect_rate);
-		http_reply_error(req, 503, "too many new connections from this address");
+		ws_refuse(hs, req, WR_IP_RATE, 0, NULL, NULL);
 		return;
 	}
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
@@ -403,50 +442,35 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	params.tqh_last = &params.tqh_first;
 	if (query != NULL && evhttp_parse_query_str(query, &params) < 0) {
 		evhttp_clear_headers(&params);
-		stats_add(&gw->stats->ws_rejected, 1);
-		http_reply_error(req, 400, "malformed query string");
+		ws_refuse(hs, req, WR_QUERY, 0, NULL, NULL);
 		return;
 	}
 	user = evhttp_find_header(&params, "userId");
 	if (user == NULL)
 		user = evhttp_find_header(&params, "user_id");
 	if (cfg->auth == CONFIG_AUTH_JWT) {
-		const char *bad = NULL;
-		int st = ws_authenticate(hs, req, &params, user, &ident, chosen, sizeof(chosen), &expires_ms, &bad);
-
-		if (st != 0) {
+		code = ws_authenticate(hs, req, &params, user, &ident, chosen, sizeof(chosen), &expires_ms, &why);
+		if (code != 0) {
 			evhttp_clear_headers(&params);
-			stats_add(&gw->stats->ws_rejected, 1);
-			log_info("ws_auth_refused", "status=%d why=\"%s\"", st, bad);
-			http_reply_error(req, st, bad);
+			ws_refuse(hs, req, WR_AUTH, code, why, NULL);
 			return;
 		}
 		user = ident.user;
 	} else if (user == NULL || !target_id_valid(user, strlen(user))) {
 		/* auth = none: the user names itself. */
 		evhttp_clear_headers(&params);
-		stats_add(&gw->stats->ws_rejected, 1);
-		http_reply_error(req, 400, "missing or invalid userId");
+		ws_refuse(hs, req, WR_USER, 0, NULL, NULL);
 		return;
 	}
 	if (cfg->max_connections_per_user > 0 && (ue = registry_find(&gw->reg, user, strlen(user))) != NULL &&
 	    ue->nconns >= cfg->max_connections_per_user) {
-		char uq[TARGET_ID_MAX * 2 + 8];
-
+		ws_refuse(hs, req, WR_PER_USER, 0, NULL, ue->id);
 		evhttp_clear_headers(&params);
-		stats_add(&gw->stats->ws_rejected, 1);
-		stats_add(&gw->stats->limit_hits[LIMIT_PER_USER], 1);
-		log_warn("ws_limit_reached", "limit=per_user user=%s max=%u",
-		    log_quote(uq, sizeof(uq), ue->id, ue->id_len), cfg->max_connections_per_user);
-		http_reply_error(req, 503, "too many connections for this user");
 		return;
 	}
 	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, expires_ms,
-	    http_gate_release(hs->gate, req)) == NULL) {
-		/* No longer the gate's: do not leave it open unwatched. */
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		http_reply_error(req, 500, "cannot accept the connection");
-	}
+	    http_gate_release(hs->gate, req)) == NULL)
+		ws_refuse(hs, req, WR_INTERNAL, 0, NULL, user);
 	evhttp_clear_headers(&params);
 }
 
