@@ -16,11 +16,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "amqp_publisher.h"
 #include "clock.h"
 #include "http_reply.h"
 #include "ip_rate.h"
 #include "log.h"
+#include "mq_publisher.h"
 #include "notifyd.h"
 #include "stats.h"
 #include "target.h"

@@ -13,8 +13,6 @@
 
 #include <event2/event.h>
 
-#include "amqp_consumer.h"
-#include "amqp_publisher.h"
 #include "auth_jwt.h"
 #include "clock.h"
 #include "config.h"
@@ -23,6 +21,8 @@
 #include "http_push.h"
 #include "http_server.h"
 #include "log.h"
+#include "mq_consumer.h"
+#include "mq_publisher.h"
 #include "notifyd.h"
 #include "peer_table.h"
 #include "sd_notify.h"
@@ -44,8 +44,8 @@ struct daemon {
 	struct stats stats;
 	struct xqueue jobq, readyq, ackq, statusq, pushq, resultq;
 	struct worker_pool *workers;
-	struct amqp_consumer *consumer;
-	struct amqp_publisher *publisher;
+	struct mq_consumer *consumer;
+	struct mq_publisher *publisher;
 	struct event *status_ev, *drain_ev, *watchdog_ev;
 	const char *config_path;
 	int config_explicit;
@@ -137,7 +137,7 @@ static void daemon_begin_drain(struct daemon *d)
 	    d->cfg.drain_timeout_ms, d->gw.reg.nconns);
 	sd_notify_send("STOPPING=1");
 	http_server_stop_listening(d->gw.http);
-	amqp_consumer_command(d->consumer, CONSUMER_STOP_CONSUMING);
+	mq_consumer_command(d->consumer, CONSUMER_STOP_CONSUMING);
 	event_add(d->drain_ev, &tick);
 }
 
@@ -331,9 +331,9 @@ static int start_threads(struct daemon *d)
 	d->workers = worker_pool_start(d->cfg.workers, &d->jobq, &d->readyq, &d->ackq,
 	    &d->stats, d->cfg.max_message_size);
 	if (d->workers != NULL)
-		d->consumer = amqp_consumer_start(&d->cfg, &d->stats, &d->jobq, &d->ackq, &d->statusq);
+		d->consumer = mq_consumer_start(&d->cfg, &d->stats, &d->jobq, &d->ackq, &d->statusq);
 	if (d->consumer != NULL)
-		d->publisher = amqp_publisher_start(&d->cfg, &d->pushq, &d->resultq);
+		d->publisher = mq_publisher_start(&d->cfg, &d->pushq, &d->resultq);
 	if (d->workers == NULL || d->consumer == NULL || d->publisher == NULL)
 		rc = -1;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -489,12 +489,12 @@ out:
 	if (d->consumer != NULL) {
 		/* The last acks (released by the connections just closed) go
 		 * out before the broker connection closes. */
-		amqp_consumer_command(d->consumer, CONSUMER_FINISH);
-		amqp_consumer_join(d->consumer);
+		mq_consumer_command(d->consumer, CONSUMER_FINISH);
+		mq_consumer_join(d->consumer);
 	}
 	xqueue_close(&d->ackq);
 	http_push_fail_all(d->gw.push, "server shutting down");
-	amqp_publisher_stop(d->publisher);
+	mq_publisher_stop(d->publisher);
 	daemon_free_leftovers(d);
 	worker_pool_join(d->workers);
 	daemon_free_leftovers(d);

@@ -28,7 +28,7 @@ import wsswarm  # noqa: E402
 
 HB = 2  # amqp_heartbeat for the broker outage tests (seconds)
 PUSH_TIMEOUT = 2.0
-# "closed 406" is how amqp_link logs a channel or connection close with that
+# "closed 406" is how mq_link logs a channel or connection close with that
 # code; a bare "406" also matches ports such as port=34069 (a CI failure).
 ACK_ERRORS = ("closed 406", "precondition", "unknown delivery tag")
 

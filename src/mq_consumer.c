@@ -1,6 +1,6 @@
 #include "autoconfig.h"
 
-#include "amqp_consumer.h"
+#include "mq_consumer.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -14,17 +14,17 @@
 #include <unistd.h>
 
 #include "ack_window.h"
-#include "amqp_link.h"
 #include "broker_status.h"
 #include "clock.h"
 #include "delivery.h"
 #include "log.h"
+#include "mq_link.h"
 #include "xqueue.h"
 
-#define CHANNEL AMQP_LINK_CHANNEL
+#define CHANNEL MQ_LINK_CHANNEL
 #define ACK_BATCH 512
 
-struct amqp_consumer {
+struct mq_consumer {
 	const struct config *cfg;
 	struct stats *stats;
 	struct xqueue *jobq, *ackq, *statusq;
@@ -33,7 +33,7 @@ struct amqp_consumer {
 	pthread_t thread;
 
 	/* Everything below belongs to the consumer thread alone. */
-	struct amqp_link link;
+	struct mq_link link;
 	amqp_connection_state_t conn;	/* link.conn while connected, else NULL */
 	uint32_t gen;
 	uint64_t seq;
@@ -43,10 +43,10 @@ struct amqp_consumer {
 	bool cancelled, drained_posted;
 	enum broker_state state;
 	char error[200];
-	struct amqp_backoff backoff;
+	struct mq_backoff backoff;
 };
 
-static void consumer_post(struct amqp_consumer *c, enum broker_state st)
+static void consumer_post(struct mq_consumer *c, enum broker_state st)
 {
 	struct broker_status s;
 
@@ -59,9 +59,9 @@ static void consumer_post(struct amqp_consumer *c, enum broker_state st)
 	(void)xqueue_push(c->statusq, &s);
 }
 
-static int consumer_rpc_ok(struct amqp_consumer *c, const char *what)
+static int consumer_rpc_ok(struct mq_consumer *c, const char *what)
 {
-	if (amqp_link_rpc_ok(&c->link, what))
+	if (mq_link_rpc_ok(&c->link, what))
 		return 1;
 	snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 	return 0;
@@ -69,7 +69,7 @@ static int consumer_rpc_ok(struct amqp_consumer *c, const char *what)
 
 /* Open the connection and set up the exchange, queue, bindings, QoS and
  * the consumer.  Returns 0, -1 with c->error set. */
-static int consumer_connect(struct amqp_consumer *c)
+static int consumer_connect(struct mq_consumer *c)
 {
 	const struct config *cfg = c->cfg;
 	amqp_table_entry_t qarg;
@@ -78,7 +78,7 @@ static int consumer_connect(struct amqp_consumer *c)
 	const char *keys[2 + CONFIG_LIST_MAX];
 	size_t nkeys = 0;
 
-	if (amqp_link_open(&c->link, cfg, "consumer") < 0) {
+	if (mq_link_open(&c->link, cfg, "consumer") < 0) {
 		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
 	}
@@ -122,9 +122,9 @@ static int consumer_connect(struct amqp_consumer *c)
 	return 0;
 }
 
-static void consumer_disconnect(struct amqp_consumer *c)
+static void consumer_disconnect(struct mq_consumer *c)
 {
-	amqp_link_close(&c->link);
+	mq_link_close(&c->link);
 	c->conn = NULL;
 	amqp_bytes_free(c->consumer_tag);
 	c->consumer_tag = amqp_empty_bytes;
@@ -142,7 +142,7 @@ static void consumer_disconnect(struct amqp_consumer *c)
  * which shares the machine, and fewer sends for us; the prefetch never
  * starves because the thread flushes before every wait.  Returns 0, -1 when
  * the socket failed. */
-static int consumer_flush_acks(struct amqp_consumer *c, bool force)
+static int consumer_flush_acks(struct mq_consumer *c, bool force)
 {
 	struct ack_item items[ACK_BATCH];
 	struct ack_action acts[ACK_BATCH];
@@ -188,11 +188,11 @@ static int consumer_flush_acks(struct amqp_consumer *c, bool force)
 
 /* A frame that is not a delivery arrived.  Returns 0 to go on, -1 to
  * reconnect. */
-static int consumer_other_frame(struct amqp_consumer *c)
+static int consumer_other_frame(struct mq_consumer *c)
 {
-	struct amqp_link_frame f;
+	struct mq_link_frame f;
 
-	amqp_link_next_frame(&c->link, NULL, &f);
+	mq_link_next_frame(&c->link, NULL, &f);
 	if (f.ev == LINK_FATAL || f.ev == LINK_CANCELLED) {
 		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
@@ -201,7 +201,7 @@ static int consumer_other_frame(struct amqp_consumer *c)
 }
 
 /* Consume until the connection fails (-1) or we are told to finish (0). */
-static int consumer_session(struct amqp_consumer *c)
+static int consumer_session(struct mq_consumer *c)
 {
 	int poll_ms = 1000;
 
@@ -287,7 +287,7 @@ static int consumer_session(struct amqp_consumer *c)
 				continue;
 			}
 		}
-		amqp_link_set_error(&c->link, "consume", res);
+		mq_link_set_error(&c->link, "consume", res);
 		c->link.alive = false;
 		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
@@ -295,7 +295,7 @@ static int consumer_session(struct amqp_consumer *c)
 }
 
 /* Sleep for the backoff delay, unless told to finish.  Returns 1 if told to. */
-static int consumer_backoff(struct amqp_consumer *c, uint32_t delay_ms)
+static int consumer_backoff(struct mq_consumer *c, uint32_t delay_ms)
 {
 	struct pollfd pfd = { .fd = c->ctl_fd, .events = POLLIN };
 	uint64_t end = clock_now_ns() + (uint64_t)delay_ms * 1000000u;
@@ -326,7 +326,7 @@ static int consumer_backoff(struct amqp_consumer *c, uint32_t delay_ms)
 
 static void *consumer_main(void *arg)
 {
-	struct amqp_consumer *c = arg;
+	struct mq_consumer *c = arg;
 	bool first = true;
 	uint32_t wait;
 
@@ -342,7 +342,7 @@ static void *consumer_main(void *arg)
 
 			if (!first)
 				stats_add(&c->stats->broker_reconnects, 1);
-			amqp_backoff_reset(&c->backoff);
+			mq_backoff_reset(&c->backoff);
 			consumer_post(c, BROKER_CONSUMING);
 			rc = consumer_session(c);
 			if (rc == 0) {
@@ -352,7 +352,7 @@ static void *consumer_main(void *arg)
 			}
 		}
 		first = false;
-		wait = amqp_backoff_next(&c->backoff);
+		wait = mq_backoff_next(&c->backoff);
 		log_warn("broker_lost", "error=\"%s\" retry_ms=%u generation=%u", c->error, wait, c->gen);
 		consumer_disconnect(c);
 		consumer_post(c, BROKER_RECONNECTING);
@@ -363,10 +363,10 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
-struct amqp_consumer *amqp_consumer_start(const struct config *cfg, struct stats *stats,
+struct mq_consumer *mq_consumer_start(const struct config *cfg, struct stats *stats,
     struct xqueue *jobq, struct xqueue *ackq, struct xqueue *statusq)
 {
-	struct amqp_consumer *c = calloc(1, sizeof(*c));
+	struct mq_consumer *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
@@ -376,7 +376,7 @@ struct amqp_consumer *amqp_consumer_start(const struct config *cfg, struct stats
 	c->ackq = ackq;
 	c->statusq = statusq;
 	c->gen = 1;
-	amqp_backoff_init(&c->backoff, cfg, (unsigned int)(clock_now_ns() ^ (uint64_t)getpid()));
+	mq_backoff_init(&c->backoff, cfg, (unsigned int)(clock_now_ns() ^ (uint64_t)getpid()));
 	c->consumer_tag = amqp_empty_bytes;
 	atomic_init(&c->command, CONSUMER_RUN);
 	c->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -395,7 +395,7 @@ struct amqp_consumer *amqp_consumer_start(const struct config *cfg, struct stats
 	return c;
 }
 
-void amqp_consumer_command(struct amqp_consumer *c, enum consumer_command cmd)
+void mq_consumer_command(struct mq_consumer *c, enum consumer_command cmd)
 {
 	uint64_t one = 1;
 
@@ -404,7 +404,7 @@ void amqp_consumer_command(struct amqp_consumer *c, enum consumer_command cmd)
 		;
 }
 
-void amqp_consumer_join(struct amqp_consumer *c)
+void mq_consumer_join(struct mq_consumer *c)
 {
 	if (c == NULL)
 		return;

@@ -1,4 +1,4 @@
-/* amqp_publisher.h - publishing for POST /push, on its own thread and its
+/* mq_publisher.h - publishing for POST /push, on its own thread and its
  * own broker connection (a broker that blocks publishers must not stall the
  * consumer, and rabbitmq-c connections belong to one thread).
  *
@@ -9,8 +9,8 @@
  * dropped before the confirms arrived.  Messages are persistent JSON.  The
  * job's memory is freed here.  Reconnects with backoff like the consumer.
  */
-#ifndef NOTIFYD_AMQP_PUBLISHER_H
-#define NOTIFYD_AMQP_PUBLISHER_H
+#ifndef NOTIFYD_MQ_PUBLISHER_H
+#define NOTIFYD_MQ_PUBLISHER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -19,7 +19,7 @@
 #include "target.h"
 
 struct xqueue;
-struct amqp_publisher;
+struct mq_publisher;
 
 struct push_msg {
 	char routing_key[TARGET_ID_MAX + 8];	/* "user.<id>" or "broadcast" */
@@ -44,11 +44,11 @@ struct push_result {
 	char why[96];
 };
 
-struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqueue *pushq,
+struct mq_publisher *mq_publisher_start(const struct config *cfg, struct xqueue *pushq,
     struct xqueue *resultq);
 
 /* Fails what is pending, closes the connection, joins the thread, frees. */
-void amqp_publisher_stop(struct amqp_publisher *p);
+void mq_publisher_stop(struct mq_publisher *p);
 
 void push_job_free(struct push_job *j);
 

@@ -1,4 +1,4 @@
-/* amqp_link.h - one rabbitmq-c connection with channel 1 open, for the one
+/* mq_link.h - one rabbitmq-c connection with channel 1 open, for the one
  * thread that owns it (the consumer and the publisher each have their own:
  * a broker that blocks publishers must not stall consumption).
  *
@@ -9,8 +9,8 @@
  * link->error, never with the password.  Handles the frames that are not
  * deliveries (closes from the broker, returns, blocked/unblocked, confirms).
  */
-#ifndef NOTIFYD_AMQP_LINK_H
-#define NOTIFYD_AMQP_LINK_H
+#ifndef NOTIFYD_MQ_LINK_H
+#define NOTIFYD_MQ_LINK_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,9 +23,9 @@
 
 #include "config.h"
 
-#define AMQP_LINK_CHANNEL 1
+#define MQ_LINK_CHANNEL 1
 
-struct amqp_link {
+struct mq_link {
 	amqp_connection_state_t conn;
 	bool alive;			/* may still be closed politely */
 	bool blocked;			/* connection.blocked from the broker */
@@ -36,28 +36,28 @@ struct amqp_link {
  * to amqp_reconnect_max, back to the minimum after a success.  Each wait
  * has equal jitter (half fixed, half random) so that a fleet of notifyd
  * processes does not reconnect in lockstep. */
-struct amqp_backoff {
+struct mq_backoff {
 	uint32_t delay_ms, min_ms, max_ms;
 	unsigned int seed;
 };
 
-void amqp_backoff_init(struct amqp_backoff *b, const struct config *cfg, unsigned int seed);
-void amqp_backoff_reset(struct amqp_backoff *b);
+void mq_backoff_init(struct mq_backoff *b, const struct config *cfg, unsigned int seed);
+void mq_backoff_reset(struct mq_backoff *b);
 /* The wait before the next attempt; the one after will be twice as long. */
-uint32_t amqp_backoff_next(struct amqp_backoff *b);
+uint32_t mq_backoff_next(struct mq_backoff *b);
 
 /* Returns 0, or -1 with link->error set (and nothing left open). */
-int amqp_link_open(struct amqp_link *l, const struct config *cfg, const char *role);
+int mq_link_open(struct mq_link *l, const struct config *cfg, const char *role);
 
 /* Close politely if possible (bounded by a short timeout) and free. */
-void amqp_link_close(struct amqp_link *l);
+void mq_link_close(struct mq_link *l);
 
 /* Check the reply of the last RPC; on failure fill error with what. */
-int amqp_link_rpc_ok(struct amqp_link *l, const char *what);
+int mq_link_rpc_ok(struct mq_link *l, const char *what);
 
-void amqp_link_set_error(struct amqp_link *l, const char *what, amqp_rpc_reply_t r);
+void mq_link_set_error(struct mq_link *l, const char *what, amqp_rpc_reply_t r);
 
-enum amqp_link_event {
+enum mq_link_event {
 	LINK_NONE = 0,		/* nothing (or nothing of interest) */
 	LINK_FATAL,		/* connection or channel gone: error set */
 	LINK_CONFIRM_ACK,	/* publisher confirm: tag, multiple */
@@ -66,14 +66,14 @@ enum amqp_link_event {
 	LINK_CANCELLED		/* the broker cancelled our consumer */
 };
 
-struct amqp_link_frame {
-	enum amqp_link_event ev;
+struct mq_link_frame {
+	enum mq_link_event ev;
 	uint64_t tag;
 	bool multiple;
 };
 
 /* Read one frame that is not a delivery, waiting at most timeout (NULL:
  * do not wait).  Returns the event in *f. */
-void amqp_link_next_frame(struct amqp_link *l, struct timeval *timeout, struct amqp_link_frame *f);
+void mq_link_next_frame(struct mq_link *l, struct timeval *timeout, struct mq_link_frame *f);
 
 #endif

@@ -1,4 +1,4 @@
-/* amqp_consumer.h - the broker connection and the thread that owns it.
+/* mq_consumer.h - the broker connection and the thread that owns it.
  *
  * Promises: one thread, the only one that touches the rabbitmq-c connection
  * (it is not thread-safe).  It declares the exchange (or checks it
@@ -12,14 +12,14 @@
  * The thread never blocks longer than a fraction of the heartbeat interval,
  * so the library keeps the heartbeats going.
  */
-#ifndef NOTIFYD_AMQP_CONSUMER_H
-#define NOTIFYD_AMQP_CONSUMER_H
+#ifndef NOTIFYD_MQ_CONSUMER_H
+#define NOTIFYD_MQ_CONSUMER_H
 
 #include "config.h"
 #include "stats.h"
 
 struct xqueue;
-struct amqp_consumer;
+struct mq_consumer;
 
 enum consumer_command {
 	CONSUMER_RUN = 0,
@@ -27,13 +27,13 @@ enum consumer_command {
 	CONSUMER_FINISH			/* send the last acks, close, end the thread */
 };
 
-struct amqp_consumer *amqp_consumer_start(const struct config *cfg, struct stats *stats,
+struct mq_consumer *mq_consumer_start(const struct config *cfg, struct stats *stats,
     struct xqueue *jobq, struct xqueue *ackq, struct xqueue *statusq);
 
 /* From the loop thread: a command is a flag plus a wake-up of the thread. */
-void amqp_consumer_command(struct amqp_consumer *c, enum consumer_command cmd);
+void mq_consumer_command(struct mq_consumer *c, enum consumer_command cmd);
 
 /* After CONSUMER_FINISH: wait for the thread and free everything. */
-void amqp_consumer_join(struct amqp_consumer *c);
+void mq_consumer_join(struct mq_consumer *c);
 
 #endif

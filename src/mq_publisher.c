@@ -1,6 +1,6 @@
 #include "autoconfig.h"
 
-#include "amqp_publisher.h"
+#include "mq_publisher.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "amqp_link.h"
 #include "clock.h"
 #include "log.h"
+#include "mq_link.h"
 #include "xqueue.h"
 
 #define JOB_BATCH 64
@@ -33,7 +33,7 @@ struct pending {
 	bool nacked;
 };
 
-struct amqp_publisher {
+struct mq_publisher {
 	const struct config *cfg;
 	struct xqueue *pushq, *resultq;
 	int ctl_fd;
@@ -41,7 +41,7 @@ struct amqp_publisher {
 	pthread_t thread;
 
 	/* publisher thread only */
-	struct amqp_link link;
+	struct mq_link link;
 	bool connected;
 	uint64_t next_seq;		/* publish seq of the channel, from 1 */
 	uint64_t confirmed_upto;	/* every seq <= this is settled */
@@ -49,7 +49,7 @@ struct amqp_publisher {
 	size_t seqmask;
 	struct pending *fifo;
 	size_t fhead, fcount, fcap;
-	struct amqp_backoff backoff;
+	struct mq_backoff backoff;
 	uint64_t serviced_ms;		/* last call in with nothing to read */
 	/* Results of this pass, handed to the loop together at its end: one
 	 * eventfd write for a burst of confirms instead of one per job. */
@@ -66,7 +66,7 @@ void push_job_free(struct push_job *j)
 	j->n = 0;
 }
 
-static void publisher_result(struct amqp_publisher *p, uint64_t id, uint16_t status,
+static void publisher_result(struct mq_publisher *p, uint64_t id, uint16_t status,
     uint32_t count, const char *why)
 {
 	struct push_result r, *slot = &r;
@@ -93,7 +93,7 @@ static void publisher_result(struct amqp_publisher *p, uint64_t id, uint16_t sta
 		(void)xqueue_push(p->resultq, &r);
 }
 
-static void publisher_flush_results(struct amqp_publisher *p)
+static void publisher_flush_results(struct mq_publisher *p)
 {
 	for (size_t i = 0; i < p->nout; i++)
 		(void)xqueue_push(p->resultq, &p->out[i]);
@@ -103,7 +103,7 @@ static void publisher_flush_results(struct amqp_publisher *p)
 /* Cork the socket around a burst of publishes: rabbitmq-c sends three
  * frames per message, and without the cork the last of them pushes a
  * segment (and the broker's read) per message. */
-static void publisher_cork(struct amqp_publisher *p, int on)
+static void publisher_cork(struct mq_publisher *p, int on)
 {
 	int fd = amqp_get_sockfd(p->link.conn);
 
@@ -113,7 +113,7 @@ static void publisher_cork(struct amqp_publisher *p, int on)
 
 /* Fail everything that waits for a confirm: its channel is gone, so the
  * confirms never come (the messages may or may not have been routed). */
-static void publisher_fail_pending(struct amqp_publisher *p, const char *why)
+static void publisher_fail_pending(struct mq_publisher *p, const char *why)
 {
 	while (p->fcount > 0) {
 		struct pending *pd = &p->fifo[p->fhead];
@@ -124,20 +124,20 @@ static void publisher_fail_pending(struct amqp_publisher *p, const char *why)
 	}
 }
 
-static void publisher_disconnect(struct amqp_publisher *p, const char *why)
+static void publisher_disconnect(struct mq_publisher *p, const char *why)
 {
 	publisher_fail_pending(p, why);
-	amqp_link_close(&p->link);
+	mq_link_close(&p->link);
 	p->connected = false;
 }
 
-static int publisher_connect(struct amqp_publisher *p)
+static int publisher_connect(struct mq_publisher *p)
 {
-	if (amqp_link_open(&p->link, p->cfg, "publisher") < 0)
+	if (mq_link_open(&p->link, p->cfg, "publisher") < 0)
 		return -1;
-	amqp_confirm_select(p->link.conn, AMQP_LINK_CHANNEL);
-	if (!amqp_link_rpc_ok(&p->link, "confirm.select")) {
-		amqp_link_close(&p->link);
+	amqp_confirm_select(p->link.conn, MQ_LINK_CHANNEL);
+	if (!mq_link_rpc_ok(&p->link, "confirm.select")) {
+		mq_link_close(&p->link);
 		return -1;
 	}
 	p->connected = true;
@@ -148,7 +148,7 @@ static int publisher_connect(struct amqp_publisher *p)
 	return 0;
 }
 
-static int publisher_grow(struct amqp_publisher *p)
+static int publisher_grow(struct mq_publisher *p)
 {
 	size_t ncap = p->fcap ? p->fcap * 2 : 64;
 	struct pending *n = malloc(ncap * sizeof(*n));
@@ -164,7 +164,7 @@ static int publisher_grow(struct amqp_publisher *p)
 	return 0;
 }
 
-static int publisher_seq_room(struct amqp_publisher *p, uint64_t upto)
+static int publisher_seq_room(struct mq_publisher *p, uint64_t upto)
 {
 	size_t ncap;
 	uint8_t *n;
@@ -186,7 +186,7 @@ static int publisher_seq_room(struct amqp_publisher *p, uint64_t upto)
 }
 
 /* Publish one job; 0 when it waits for confirms, -1 when the link failed. */
-static int publisher_publish(struct amqp_publisher *p, struct push_job *j)
+static int publisher_publish(struct mq_publisher *p, struct push_job *j)
 {
 	amqp_basic_properties_t props;
 	struct pending pd;
@@ -215,7 +215,7 @@ static int publisher_publish(struct amqp_publisher *p, struct push_job *j)
 	pd.nacked = false;
 	for (uint32_t i = 0; i < j->n; i++) {
 		amqp_bytes_t body = { j->msgs[i].len, (void *)j->msgs[i].body };
-		int st = amqp_basic_publish(p->link.conn, AMQP_LINK_CHANNEL,
+		int st = amqp_basic_publish(p->link.conn, MQ_LINK_CHANNEL,
 		    amqp_cstring_bytes(p->cfg->amqp_exchange),
 		    amqp_cstring_bytes(j->msgs[i].routing_key), 0, 0, &props, body);
 
@@ -233,7 +233,7 @@ static int publisher_publish(struct amqp_publisher *p, struct push_job *j)
 	return 0;
 }
 
-static void publisher_confirm(struct amqp_publisher *p, uint64_t tag, bool multiple, uint8_t v)
+static void publisher_confirm(struct mq_publisher *p, uint64_t tag, bool multiple, uint8_t v)
 {
 	if (tag <= p->confirmed_upto || tag >= p->next_seq)
 		return;
@@ -272,7 +272,7 @@ static void publisher_confirm(struct amqp_publisher *p, uint64_t tag, bool multi
 	}
 }
 
-static int publisher_on_frame(struct amqp_publisher *p, const struct amqp_link_frame *f)
+static int publisher_on_frame(struct mq_publisher *p, const struct mq_link_frame *f)
 {
 	switch (f->ev) {
 	case LINK_FATAL:
@@ -294,12 +294,12 @@ static int publisher_on_frame(struct amqp_publisher *p, const struct amqp_link_f
  * for the heartbeats rabbitmq-c only sends from inside its calls.  Every
  * frame a call returns is handled (a confirm dropped here would leave its
  * requests waiting until push_timeout).  Returns -1 when the link failed. */
-static int publisher_read_frames(struct amqp_publisher *p, bool readable, bool service)
+static int publisher_read_frames(struct mq_publisher *p, bool readable, bool service)
 {
 	amqp_connection_state_t c = p->link.conn;
 
 	for (;;) {
-		struct amqp_link_frame f;
+		struct mq_link_frame f;
 		bool buffered = amqp_data_in_buffer(c) || amqp_frames_enqueued(c);
 
 		if (!buffered) {
@@ -309,7 +309,7 @@ static int publisher_read_frames(struct amqp_publisher *p, bool readable, bool s
 			service = false;
 			p->serviced_ms = clock_now_ms();
 		}
-		amqp_link_next_frame(&p->link, NULL, &f);
+		mq_link_next_frame(&p->link, NULL, &f);
 		if (publisher_on_frame(p, &f) < 0)
 			return -1;
 	}
@@ -317,7 +317,7 @@ static int publisher_read_frames(struct amqp_publisher *p, bool readable, bool s
 
 static void *publisher_main(void *arg)
 {
-	struct amqp_publisher *p = arg;
+	struct mq_publisher *p = arg;
 	uint64_t retry_at = 0;
 	int poll_ms = 1000;
 
@@ -332,9 +332,9 @@ static void *publisher_main(void *arg)
 
 		if (!p->connected && clock_now_ms() >= retry_at) {
 			if (publisher_connect(p) == 0) {
-				amqp_backoff_reset(&p->backoff);
+				mq_backoff_reset(&p->backoff);
 			} else {
-				uint32_t wait = amqp_backoff_next(&p->backoff);
+				uint32_t wait = mq_backoff_next(&p->backoff);
 
 				log_warn("publisher_unavailable", "error=\"%s\" retry_ms=%u", p->link.error, wait);
 				retry_at = clock_now_ms() + wait;
@@ -374,7 +374,7 @@ static void *publisher_main(void *arg)
 			if (failed) {
 				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 				publisher_disconnect(p, "broker connection lost before the confirm");
-				retry_at = clock_now_ms() + amqp_backoff_next(&p->backoff);
+				retry_at = clock_now_ms() + mq_backoff_next(&p->backoff);
 				corked = false;
 			}
 			if (n < JOB_BATCH)
@@ -389,7 +389,7 @@ static void *publisher_main(void *arg)
 			if (publisher_read_frames(p, readable, service) < 0) {
 				log_warn("publisher_lost", "error=\"%s\"", p->link.error);
 				publisher_disconnect(p, "broker connection lost before the confirm");
-				retry_at = clock_now_ms() + amqp_backoff_next(&p->backoff);
+				retry_at = clock_now_ms() + mq_backoff_next(&p->backoff);
 			}
 		}
 		publisher_flush_results(p);
@@ -399,10 +399,10 @@ static void *publisher_main(void *arg)
 	return NULL;
 }
 
-struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqueue *pushq,
+struct mq_publisher *mq_publisher_start(const struct config *cfg, struct xqueue *pushq,
     struct xqueue *resultq)
 {
-	struct amqp_publisher *p = calloc(1, sizeof(*p));
+	struct mq_publisher *p = calloc(1, sizeof(*p));
 
 	if (p == NULL)
 		return NULL;
@@ -411,7 +411,7 @@ struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqu
 	p->resultq = resultq;
 	p->seqmask = 4095;
 	p->seqst = calloc(p->seqmask + 1, 1);
-	amqp_backoff_init(&p->backoff, cfg, (unsigned int)(clock_now_ms() ^ ((uint64_t)getpid() << 16)));
+	mq_backoff_init(&p->backoff, cfg, (unsigned int)(clock_now_ms() ^ ((uint64_t)getpid() << 16)));
 	atomic_init(&p->stop, false);
 	p->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->seqst == NULL || p->ctl_fd < 0 ||
@@ -425,7 +425,7 @@ struct amqp_publisher *amqp_publisher_start(const struct config *cfg, struct xqu
 	return p;
 }
 
-void amqp_publisher_stop(struct amqp_publisher *p)
+void mq_publisher_stop(struct mq_publisher *p)
 {
 	uint64_t one = 1;
 	struct push_job j;

@@ -1,6 +1,6 @@
 #include "autoconfig.h"
 
-#include "amqp_link.h"
+#include "mq_link.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@
 
 #define CONNECT_TIMEOUT_S 5
 
-void amqp_link_set_error(struct amqp_link *l, const char *what, amqp_rpc_reply_t r)
+void mq_link_set_error(struct mq_link *l, const char *what, amqp_rpc_reply_t r)
 {
 	switch (r.reply_type) {
 	case AMQP_RESPONSE_NORMAL:
@@ -51,17 +51,17 @@ void amqp_link_set_error(struct amqp_link *l, const char *what, amqp_rpc_reply_t
 	}
 }
 
-int amqp_link_rpc_ok(struct amqp_link *l, const char *what)
+int mq_link_rpc_ok(struct mq_link *l, const char *what)
 {
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(l->conn);
 
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
 		return 1;
-	amqp_link_set_error(l, what, r);
+	mq_link_set_error(l, what, r);
 	return 0;
 }
 
-static amqp_socket_t *link_tls_socket(struct amqp_link *l, const struct config *cfg)
+static amqp_socket_t *link_tls_socket(struct mq_link *l, const struct config *cfg)
 {
 	amqp_socket_t *sock = amqp_ssl_socket_new(l->conn);
 	int st;
@@ -91,7 +91,7 @@ static amqp_socket_t *link_tls_socket(struct amqp_link *l, const struct config *
 	return sock;
 }
 
-int amqp_link_open(struct amqp_link *l, const struct config *cfg, const char *role)
+int mq_link_open(struct mq_link *l, const struct config *cfg, const char *role)
 {
 	struct amqp_connection_info info;
 	struct timeval tv = { CONNECT_TIMEOUT_S, 0 };
@@ -161,22 +161,22 @@ int amqp_link_open(struct amqp_link *l, const struct config *cfg, const char *ro
 	r = amqp_login_with_properties(l->conn, vhost, 0, 131072, (int)cfg->amqp_heartbeat_s,
 	    &props, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		amqp_link_set_error(l, "login", r);
+		mq_link_set_error(l, "login", r);
 		l->alive = false;
 		goto fail;
 	}
-	amqp_channel_open(l->conn, AMQP_LINK_CHANNEL);
-	if (!amqp_link_rpc_ok(l, "channel.open"))
+	amqp_channel_open(l->conn, MQ_LINK_CHANNEL);
+	if (!mq_link_rpc_ok(l, "channel.open"))
 		goto fail;
 	free(url);
 	return 0;
 fail:
 	free(url);
-	amqp_link_close(l);
+	mq_link_close(l);
 	return -1;
 }
 
-void amqp_link_close(struct amqp_link *l)
+void mq_link_close(struct mq_link *l)
 {
 	if (l->conn == NULL)
 		return;
@@ -184,7 +184,7 @@ void amqp_link_close(struct amqp_link *l)
 		struct timeval tv = { 1, 0 };
 
 		amqp_set_rpc_timeout(l->conn, &tv);
-		amqp_channel_close(l->conn, AMQP_LINK_CHANNEL, AMQP_REPLY_SUCCESS);
+		amqp_channel_close(l->conn, MQ_LINK_CHANNEL, AMQP_REPLY_SUCCESS);
 		amqp_connection_close(l->conn, AMQP_REPLY_SUCCESS);
 	}
 	amqp_destroy_connection(l->conn);
@@ -193,7 +193,7 @@ void amqp_link_close(struct amqp_link *l)
 	l->blocked = false;
 }
 
-void amqp_link_next_frame(struct amqp_link *l, struct timeval *timeout, struct amqp_link_frame *f)
+void mq_link_next_frame(struct mq_link *l, struct timeval *timeout, struct mq_link_frame *f)
 {
 	struct timeval zero = { 0, 0 };
 	amqp_frame_t fr;
@@ -219,7 +219,7 @@ void amqp_link_next_frame(struct amqp_link *l, struct timeval *timeout, struct a
 
 		snprintf(l->error, sizeof(l->error), "channel closed by broker: %u %.*s",
 		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		amqp_send_method(l->conn, AMQP_LINK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &okm);
+		amqp_send_method(l->conn, MQ_LINK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &okm);
 		f->ev = LINK_FATAL;
 		return;
 	}
@@ -275,7 +275,7 @@ void amqp_link_next_frame(struct amqp_link *l, struct timeval *timeout, struct a
 	}
 }
 
-void amqp_backoff_init(struct amqp_backoff *b, const struct config *cfg, unsigned int seed)
+void mq_backoff_init(struct mq_backoff *b, const struct config *cfg, unsigned int seed)
 {
 	b->min_ms = cfg->amqp_reconnect_min_ms;
 	b->max_ms = cfg->amqp_reconnect_max_ms;
@@ -283,12 +283,12 @@ void amqp_backoff_init(struct amqp_backoff *b, const struct config *cfg, unsigne
 	b->seed = seed;
 }
 
-void amqp_backoff_reset(struct amqp_backoff *b)
+void mq_backoff_reset(struct mq_backoff *b)
 {
 	b->delay_ms = b->min_ms;
 }
 
-uint32_t amqp_backoff_next(struct amqp_backoff *b)
+uint32_t mq_backoff_next(struct mq_backoff *b)
 {
 	uint32_t d = b->delay_ms;
 	uint32_t wait = d / 2 + (uint32_t)(rand_r(&b->seed) % (d / 2 + 1));
