@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "admission.h"
 #include "clock.h"
 #include "http_reply.h"
 #include "ip_rate.h"
@@ -225,14 +226,9 @@ static bool push_key_ok(struct http_push *hp, const char *auth)
 	uint8_t d[KEY_DIGEST];
 	unsigned int dl = 0;
 	int match = 0;
-	const char *tok;
+	const char *tok = admission_bearer(auth);
 
-	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
-		return false;
-	tok = auth + 7;
-	while (*tok == ' ')
-		tok++;
-	if (*tok == '\0' || !EVP_DigestInit_ex(hp->mdctx, hp->md, NULL) ||
+	if (tok == NULL || !EVP_DigestInit_ex(hp->mdctx, hp->md, NULL) ||
 	    !EVP_DigestUpdate(hp->mdctx, tok, strlen(tok)) || !EVP_DigestFinal_ex(hp->mdctx, d, &dl))
 		return false;
 	for (size_t i = 0; i < hp->nkeys; i++)

@@ -22,6 +22,7 @@
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 
+#include "admission.h"
 #include "auth_jwt.h"
 #include "clock.h"
 #include "config.h"
@@ -143,51 +144,6 @@ static const char *hdr(struct evhttp_request *req, const char *name)
 	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
 }
 
-/* Is the Host header an IP address or localhost (with an optional port)?
- * A name could be re-pointed by its owner's DNS at us (DNS rebinding): a
- * page of theirs would then be "same origin". */
-static int host_is_local_literal(const char *host)
-{
-	char buf[80];
-	const char *end;
-	size_t n;
-	unsigned char a[16];
-
-	if (host[0] == '[') {
-		end = strchr(host, ']');
-		if (end == NULL || (size_t)(end - host - 1) >= sizeof(buf))
-			return 0;
-		memcpy(buf, host + 1, (size_t)(end - host - 1));
-		buf[end - host - 1] = '\0';
-		return inet_pton(AF_INET6, buf, a) == 1;
-	}
-	end = strchr(host, ':');
-	n = end != NULL ? (size_t)(end - host) : strlen(host);
-	if (n == 0 || n >= sizeof(buf))
-		return 0;
-	memcpy(buf, host, n);
-	buf[n] = '\0';
-	return strcasecmp(buf, "localhost") == 0 || inet_pton(AF_INET, buf, a) == 1;
-}
-
-/* A page served by notifyd itself (the demo) is welcome: its Origin is
- * scheme://Host of this very request.  Only for an address or localhost;
- * under a DNS name, list the origin in allowed_origins. */
-static int same_origin(const char *origin, const char *host)
-{
-	const char *rest;
-
-	if (origin == NULL || host == NULL || !host_is_local_literal(host))
-		return 0;
-	if (strncasecmp(origin, "http://", 7) == 0)
-		rest = origin + 7;
-	else if (strncasecmp(origin, "https://", 8) == 0)
-		rest = origin + 8;
-	else
-		return 0;
-	return strcasecmp(rest, host) == 0;
-}
-
 /* Every Sec-WebSocket-Protocol header of the request joined with ", "
  * (evhttp_find_header returns only the first).  The usual single header is
  * returned as it is; only several are joined, into *joined (malloc'd, the
@@ -271,14 +227,8 @@ static int ws_authenticate(struct http_server *hs, struct evhttp_request *req,
 	tlen = strlen(token);
 	if (tlen == 0) {
 		t = evhttp_find_header(params, "token");
-		if (t == NULL) {
-			t = hdr(req, "Authorization");
-			if (t != NULL && strncasecmp(t, "Bearer ", 7) == 0)
-				for (t += 7; *t == ' '; t++)
-					;
-			else
-				t = NULL;
-		}
+		if (t == NULL)
+			t = admission_bearer(hdr(req, "Authorization"));
 		if (t == NULL || *t == '\0') {
 			why = "missing token";
 			goto out;
@@ -419,8 +369,8 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		ws_refuse(hs, req, WR_HANDSHAKE, code, why != NULL ? why : "malformed upgrade", NULL);
 		return;
 	}
-	if (!same_origin(origin, host) && !ws_origin_allowed(origin,
-	    (const char *const *)cfg->allowed_origins.item, cfg->allowed_origins.n)) {
+	if (!admission_origin_ok(origin, host, (const char *const *)cfg->allowed_origins.item,
+	    cfg->allowed_origins.n)) {
 		ws_refuse(hs, req, WR_ORIGIN, 0, NULL, NULL);
 		return;
 	}
