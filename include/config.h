@@ -42,7 +42,7 @@ struct config {
 	uint32_t max_connections_per_user; /* max_connections_per_user, 0 (no limit) */
 	uint32_t ip_connect_rate;	/* ip_connect_rate, 0 (off): new connections per second per IP */
 	uint32_t max_connections_per_ip; /* max_connections_per_ip, 0 (no limit): open connections of any kind per IP */
-	uint32_t max_http_connections;	/* max_http_connections, 1024: connections not (yet) WebSocket */
+	uint32_t max_http_connections;	/* max_http_connections, 10000: connections not (yet) WebSocket */
 	bool health_show_errors;	/* health_show_errors, off: /health shows the broker's error text */
 
 	/* JSON Web Tokens (auth = jwt) */

@@ -74,7 +74,7 @@ static const struct key keys[] = {
 	{ "max_connections_per_user", K_UINT, FIELD(max_connections_per_user, uint32_t), 0, 10000000, NULL, "0", false },
 	{ "ip_connect_rate", K_UINT, FIELD(ip_connect_rate, uint32_t), 0, 10000000, NULL, "0", false },
 	{ "max_connections_per_ip", K_UINT, FIELD(max_connections_per_ip, uint32_t), 0, 10000000, NULL, "0", false },
-	{ "max_http_connections", K_UINT, FIELD(max_http_connections, uint32_t), 1, 10000000, NULL, "1024", false },
+	{ "max_http_connections", K_UINT, FIELD(max_http_connections, uint32_t), 1, 10000000, NULL, "10000", false },
 	{ "health_show_errors", K_BOOL, FIELD(health_show_errors, bool), 0, 0, NULL, "off", false },
 
 	{ "jwt_algorithm", K_STRING, FIELD(jwt_algorithm, char *), 1, 16, NULL, "HS256", false },
