@@ -53,6 +53,12 @@ int target_from_routing_key(const char *key, size_t len, struct target *t);
  * TARGET_BAD_FIELD or TARGET_BAD_ID. */
 int target_from_body(const struct cJSON *obj, struct target *t);
 
+/* The one rule for a user id given as a JSON number (a body's user_id, a
+ * token's user claim): an integer within +-(2^53 - 1), exact in a double,
+ * named by its plain decimal text ("1e3" and 1000.0 are user "1000").
+ * Sets t to that user and returns TARGET_OK, or TARGET_BAD_FIELD. */
+int target_from_number(double v, struct target *t);
+
 /* Does the JSON text contain an escaped NUL (\u0000)?  cJSON ends a string
  * there, so "ab\u0000cd" would read as user "ab": never route on such a
  * body.  (A literal backslash before "u0000" is refused too: rare, safe.) */

@@ -58,8 +58,6 @@
  * the result cannot overflow a time_t. */
 #define AUTH_JWT_EXP_MAX ((time_t)253402300799)
 #define AUTH_JWT_HEADER_MEMBERS_MAX 16
-/* jansson prints a 64-bit integer in at most 20 characters. */
-#define AUTH_JWT_INT_TEXT_MAX 20
 
 enum auth_jwt_family { FAMILY_HMAC, FAMILY_RSA, FAMILY_EC };
 
@@ -672,33 +670,10 @@ static int auth_jwt_set_user(struct auth_jwt_identity *out, const char *id, size
 	return AUTH_JWT_OK;
 }
 
-/* An integer user claim is taken from jansson's own text of it: cJSON holds
- * numbers as doubles, and 9007199254740993 would come back as ...992, the
- * id of someone else.  jansson writes integers as plain decimal and always
- * puts a '.' or an 'e' in a real, so "digits only" means "integer". */
-static int auth_jwt_integer_user(jwt_t *jwt, const char *claim, struct auth_jwt_identity *out)
-{
-	char *text;
-	size_t len, i;
-	int rc;
-
-	/* The claim exists (cJSON saw it), so NULL can only be ENOMEM. */
-	text = jwt_get_grants_json(jwt, claim);
-	if (text == NULL)
-		return AUTH_JWT_INTERNAL;
-	len = strlen(text);
-	i = text[0] == '-' ? 1 : 0;
-	rc = len > i && len <= AUTH_JWT_INT_TEXT_MAX ? AUTH_JWT_OK : AUTH_JWT_BAD_USER;
-	for (; rc == AUTH_JWT_OK && i < len; i++)
-		if (text[i] < '0' || text[i] > '9')
-			rc = AUTH_JWT_BAD_USER;
-	if (rc == AUTH_JWT_OK)
-		rc = auth_jwt_set_user(out, text, len);
-	free(text);
-	return rc;
-}
-
-static int auth_jwt_check_user(const struct auth_jwt *a, jwt_t *jwt, const cJSON *claims,
+/* A numeric user claim follows the body's rule for user_id
+ * (target_from_number): a user a token can name is one a notification can
+ * reach, and the other way round. */
+static int auth_jwt_check_user(const struct auth_jwt *a, const cJSON *claims,
 			       struct auth_jwt_identity *out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(claims, a->user_claim);
@@ -707,8 +682,13 @@ static int auth_jwt_check_user(const struct auth_jwt *a, jwt_t *jwt, const cJSON
 		return AUTH_JWT_NO_USER;
 	if (cJSON_IsString(item))
 		return auth_jwt_set_user(out, item->valuestring, strlen(item->valuestring));
-	if (cJSON_IsNumber(item))
-		return auth_jwt_integer_user(jwt, a->user_claim, out);
+	if (cJSON_IsNumber(item)) {
+		struct target t;
+
+		if (target_from_number(item->valuedouble, &t) != TARGET_OK)
+			return AUTH_JWT_BAD_USER;
+		return auth_jwt_set_user(out, t.id, t.id_len);
+	}
 	return AUTH_JWT_BAD_USER;
 }
 
@@ -749,7 +729,7 @@ static int auth_jwt_check_claims(const struct auth_jwt *a, jwt_t *jwt, const cha
 	if (rc == AUTH_JWT_OK)
 		rc = auth_jwt_check_iss_aud(a, claims);
 	if (rc == AUTH_JWT_OK)
-		rc = auth_jwt_check_user(a, jwt, claims, out);
+		rc = auth_jwt_check_user(a, claims, out);
 	cJSON_Delete(claims);
 	return rc;
 }

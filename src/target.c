@@ -79,7 +79,7 @@ int target_from_routing_key(const char *key, size_t len, struct target *t)
 	return TARGET_OK;
 }
 
-static int target_from_number(double v, struct target *t)
+int target_from_number(double v, struct target *t)
 {
 	char buf[32];
 	int64_t n;

@@ -739,16 +739,24 @@ static void test_user(void)
 	expect_user(a, tok, "-7", 1700000600, "negative integer sub");
 	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":0"));
 	expect_user(a, tok, "0", 1700000600, "sub 0");
+	/* One rule for integer ids, the body's (target_from_number): exact
+	 * within +-(2^53 - 1), plain decimal. */
+	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":9007199254740991"));
+	expect_user(a, tok, "9007199254740991", 1700000600, "integer sub 2^53 - 1");
+	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":-9007199254740991"));
+	expect_user(a, tok, "-9007199254740991", 1700000600, "integer sub -(2^53 - 1)");
 	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":9007199254740993"));
-	expect_user(a, tok, "9007199254740993", 1700000600, "integer sub above 2^53, exact");
+	expect(a, tok, AUTH_JWT_BAD_USER, "integer sub above 2^53 (a body could not name that user exactly)");
 	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":9223372036854775807"));
-	expect_user(a, tok, "9223372036854775807", 1700000600, "integer sub INT64_MAX");
+	expect(a, tok, AUTH_JWT_BAD_USER, "integer sub INT64_MAX");
 	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":99999999999999999999"));
 	expect(a, tok, AUTH_JWT_BAD_SIGNATURE, "integer sub beyond 64 bits (refused by jansson)");
 	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":5.0"));
-	expect(a, tok, AUTH_JWT_BAD_USER, "real sub 5.0");
+	expect_user(a, tok, "5", 1700000600, "sub 5.0 is user 5, as in a body");
 	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":1e3"));
-	expect(a, tok, AUTH_JWT_BAD_USER, "real sub 1e3");
+	expect_user(a, tok, "1000", 1700000600, "sub 1e3 is user 1000, as in a body");
+	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":2.5"));
+	expect(a, tok, AUTH_JWT_BAD_USER, "a fraction is no user");
 	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":true"));
 	expect(a, tok, AUTH_JWT_BAD_USER, "boolean sub");
 	hs256(tok, "{\"alg\":\"HS256\"}", P("\"sub\":null"));
