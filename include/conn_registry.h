@@ -46,4 +46,22 @@ void registry_detach(struct conn_registry *r, struct conn_links *l);
 
 struct user_entry *registry_find(const struct conn_registry *r, const char *id, size_t len);
 
+static inline size_t registry_count(const struct conn_registry *r)
+{
+	return r->nconns;
+}
+
+static inline size_t registry_users(const struct conn_registry *r)
+{
+	return r->nusers;
+}
+
+/* Open connections of user id (0 when none). */
+static inline uint32_t registry_user_count(const struct conn_registry *r, const char *id, size_t len)
+{
+	const struct user_entry *u = registry_find(r, id, len);
+
+	return u != NULL ? u->nconns : 0;
+}
+
 #endif

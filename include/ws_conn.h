@@ -63,9 +63,14 @@ void ws_conn_sweep(struct ws_conn *c, uint64_t now_ms);
 /* Close the TCP connection now. */
 void ws_conn_free(struct ws_conn *c, const char *why);
 
-static inline struct ws_conn *ws_conn_from_links(struct conn_links *l)
-{
-	return (struct ws_conn *)(void *)l;
-}
+/* The same over every connection (gw->reg), or every one of user id.
+ * Send returns how many connections took m. */
+uint32_t ws_conn_send_user(struct gateway *gw, const char *id, size_t len, struct msg *m,
+    uint64_t now_ms, uint32_t pass);
+uint32_t ws_conn_send_all(struct gateway *gw, struct msg *m, uint64_t now_ms, uint32_t pass);
+void ws_conn_sweep_all(struct gateway *gw, uint64_t now_ms);
+void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason);
+void ws_conn_free_all(struct gateway *gw, const char *why);
+
 
 #endif

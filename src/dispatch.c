@@ -15,6 +15,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "notifyd.h"
+#include "seq_window.h"
 #include "stats.h"
 #include "ws_conn.h"
 #include "xqueue.h"
@@ -26,12 +27,9 @@ struct dispatch {
 	struct xqueue *readyq;
 	struct event *ready_ev;
 	struct event *sweep_ev;
-	/* Reorder buffer, indexed by seq & mask.  Workers finish out of order;
-	 * notifications leave in the order the broker delivered them. */
-	struct msg **slot;
-	uint8_t *have;
-	size_t mask;
-	uint64_t next_seq;
+	/* Reorder buffer: workers finish out of order; notifications leave in
+	 * the order the broker delivered them (base: the next seq to leave). */
+	struct seq_window reorder;
 	struct msg_sink sink;		/* where written msgs are settled */
 	/* Wake-up number: a connection's first frame of a pass may be written
 	 * straight to its idle socket, the rest of the pass is queued and
@@ -45,20 +43,14 @@ struct dispatch {
 
 static void dispatch_write(struct dispatch *d, struct msg *m)
 {
-	struct conn_registry *reg = &d->gw->reg;
 	uint64_t now = clock_now_ms();
-	uint32_t n = 0;
+	uint32_t n;
 
 	m->owner = &d->sink;
-	if (m->target.kind == TARGET_USER) {
-		struct user_entry *u = registry_find(reg, m->target.id, m->target.id_len);
-
-		for (struct conn_links *l = u != NULL ? u->conns : NULL; l != NULL; l = l->unext)
-			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now, d->pass);
-	} else {
-		for (struct conn_links *l = reg->all; l != NULL; l = l->next)
-			n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now, d->pass);
-	}
+	if (m->target.kind == TARGET_USER)
+		n = ws_conn_send_user(d->gw, m->target.id, m->target.id_len, m, now, d->pass);
+	else
+		n = ws_conn_send_all(d->gw, m, now, d->pass);
 	m->targets = n;
 	stats_add(&d->gw->stats->delivered, (uint64_t)n * (m->nparts != 0 ? m->nparts : 1));
 	stats_add(&d->gw->stats->bytes_out, (uint64_t)n * m->frame_len);
@@ -123,63 +115,29 @@ static void dispatch_fan_out(struct dispatch *d, struct msg *m)
 	d->run_bytes += m->frame_len;
 }
 
-static int dispatch_grow(struct dispatch *d, uint64_t span)
-{
-	size_t ncap = (d->mask + 1) * 2;
-	struct msg **ns;
-	uint8_t *nh;
-
-	while (ncap <= span)
-		ncap *= 2;
-	ns = calloc(ncap, sizeof(*ns));
-	nh = calloc(ncap, 1);
-	if (ns == NULL || nh == NULL) {
-		free(ns);
-		free(nh);
-		return -1;
-	}
-	for (uint64_t s = d->next_seq; s < d->next_seq + d->mask + 1; s++) {
-		ns[s & (ncap - 1)] = d->slot[s & d->mask];
-		nh[s & (ncap - 1)] = d->have[s & d->mask];
-	}
-	free(d->slot);
-	free(d->have);
-	d->slot = ns;
-	d->have = nh;
-	d->mask = ncap - 1;
-	return 0;
-}
-
 static void dispatch_accept(struct dispatch *d, const struct ready *r)
 {
+	void *m;
+	int rc;
+
 	if (r->msg != NULL)
 		d->sink.in_flight++;
-	if (r->seq < d->next_seq) {
+	rc = seq_window_add(&d->reorder, r->seq, 1, r->msg);
+	if (rc < 0) {
 		/* Cannot happen with one consumer; never drop a message over it. */
-		log_error("dispatch_seq_behind", "seq=%llu next=%llu",
-		    (unsigned long long)r->seq, (unsigned long long)d->next_seq);
+		if (rc == SEQ_WINDOW_NOMEM)
+			log_error("dispatch_out_of_memory", "seq=%llu", (unsigned long long)r->seq);
+		else
+			log_error(r->seq < d->reorder.base ? "dispatch_seq_behind" : "dispatch_seq_twice",
+			    "seq=%llu next=%llu", (unsigned long long)r->seq,
+			    (unsigned long long)d->reorder.base);
 		if (r->msg != NULL)
 			dispatch_fan_out(d, r->msg);
 		return;
 	}
-	if (r->seq - d->next_seq > d->mask && dispatch_grow(d, r->seq - d->next_seq) < 0) {
-		log_error("dispatch_out_of_memory", "seq=%llu", (unsigned long long)r->seq);
-		if (r->msg != NULL)
-			dispatch_fan_out(d, r->msg);
-		return;
-	}
-	d->slot[r->seq & d->mask] = r->msg;
-	d->have[r->seq & d->mask] = 1;
-	while (d->have[d->next_seq & d->mask]) {
-		size_t i = d->next_seq & d->mask;
-		struct msg *m = d->slot[i];
-
-		d->have[i] = 0;
-		d->slot[i] = NULL;
-		d->next_seq++;
+	while (seq_window_pop(&d->reorder, NULL, NULL, &m))
 		if (m != NULL)
 			dispatch_fan_out(d, m);
-	}
 }
 
 static void dispatch_on_ready(evutil_socket_t fd, short what, void *arg)
@@ -203,17 +161,10 @@ static void dispatch_on_ready(evutil_socket_t fd, short what, void *arg)
 static void dispatch_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatch *d = arg;
-	uint64_t now = clock_now_ms();
-	struct conn_links *l = d->gw->reg.all;
 
 	(void)fd;
 	(void)what;
-	while (l != NULL) {
-		struct conn_links *next = l->next;	/* sweep may free l */
-
-		ws_conn_sweep(ws_conn_from_links(l), now);
-		l = next;
-	}
+	ws_conn_sweep_all(d->gw, clock_now_ms());
 }
 
 struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)
@@ -229,15 +180,15 @@ struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)
 	d->readyq = readyq;
 	d->sink.ackq = gw->ackq;
 	d->sink.stats = gw->stats;
-	d->next_seq = 1;
-	d->mask = 1023;
 	/* A batch is taken whole by an idle connection, so keep it well inside
 	 * what a connection may queue. */
 	d->run_max = cfg->ws_send_queue_max / 4;
 	if (d->run_max > 65536)
 		d->run_max = 65536;
-	d->slot = calloc(d->mask + 1, sizeof(*d->slot));
-	d->have = calloc(d->mask + 1, 1);
+	if (seq_window_init(&d->reorder, 1024, true, 1, 1) < 0) {
+		free(d);
+		return NULL;
+	}
 	/* The sweep is the clock of every per-connection deadline: run it
 	 * often enough that none is late by more than a fraction of itself. */
 	if (cfg->ws_send_timeout_ms / 4 < sweep_ms)
@@ -250,7 +201,7 @@ struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)
 	tv.tv_usec = (sweep_ms % 1000) * 1000;
 	d->ready_ev = event_new(gw->base, xqueue_fd(readyq), EV_READ | EV_PERSIST, dispatch_on_ready, d);
 	d->sweep_ev = event_new(gw->base, -1, EV_PERSIST, dispatch_on_sweep, d);
-	if (d->slot == NULL || d->have == NULL || d->ready_ev == NULL || d->sweep_ev == NULL ||
+	if (d->ready_ev == NULL || d->sweep_ev == NULL ||
 	    event_add(d->ready_ev, NULL) < 0 || event_add(d->sweep_ev, &tv) < 0) {
 		dispatch_free(d);
 		return NULL;
@@ -272,10 +223,9 @@ void dispatch_free(struct dispatch *d)
 		next = p->parts;
 		free(p);
 	}
-	for (size_t i = 0; d->slot != NULL && i <= d->mask; i++)
-		free(d->slot[i]);
-	free(d->slot);
-	free(d->have);
+	for (uint64_t s = d->reorder.base; s < d->reorder.next; s++)
+		free(seq_window_item(&d->reorder, s));
+	seq_window_free(&d->reorder);
 	free(d);
 }
 

@@ -353,7 +353,6 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	const char *why = NULL, *query, *user, *origin, *host;
 	char *peer = NULL;
 	ev_uint16_t peer_port = 0;
-	struct user_entry *ue;
 	struct auth_jwt_identity ident;
 	char chosen[32] = "";
 	uint64_t expires_ms = 0;
@@ -378,7 +377,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		ws_refuse(hs, req, WR_DRAINING, 0, NULL, NULL);
 		return;
 	}
-	if (gw->reg.nconns >= cfg->max_connections) {
+	if (registry_count(&gw->reg) >= cfg->max_connections) {
 		ws_refuse(hs, req, WR_CONNECTIONS, 0, NULL, NULL);
 		return;
 	}
@@ -412,9 +411,9 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		ws_refuse(hs, req, WR_USER, 0, NULL, NULL);
 		return;
 	}
-	if (cfg->max_connections_per_user > 0 && (ue = registry_find(&gw->reg, user, strlen(user))) != NULL &&
-	    ue->nconns >= cfg->max_connections_per_user) {
-		ws_refuse(hs, req, WR_PER_USER, 0, NULL, ue->id);
+	if (cfg->max_connections_per_user > 0 &&
+	    registry_user_count(&gw->reg, user, strlen(user)) >= cfg->max_connections_per_user) {
+		ws_refuse(hs, req, WR_PER_USER, 0, NULL, user);
 		evhttp_clear_headers(&params);
 		return;
 	}
@@ -454,7 +453,7 @@ static void http_on_health(struct evhttp_request *req, void *arg)
 	    (unsigned long long)((clock_now_ms() - gw->started_ms) / 1000),
 	    broker_state_name(gw->broker.state), err,
 	    (unsigned long long)stats_get(&st->broker_reconnects),
-	    gw->reg.nconns, gw->reg.nusers,
+	    registry_count(&gw->reg), registry_users(&gw->reg),
 	    (unsigned long long)dispatch_in_flight(gw->dispatch),
 	    (unsigned long long)stats_get(&st->consumed),
 	    (unsigned long long)stats_get(&st->delivered),

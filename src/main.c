@@ -106,21 +106,19 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	 * broker side is settled, or when only its share of the budget is left. */
 	if (d->phase == DRAINING && (d->gw.broker.drained || now + close_share(d) >= d->drain_deadline_ms)) {
 		log_info("shutdown_closing_clients", "drained=%s connections=%zu in_flight=%llu",
-		    d->gw.broker.drained ? "yes" : "timeout", d->gw.reg.nconns,
+		    d->gw.broker.drained ? "yes" : "timeout", registry_count(&d->gw.reg),
 		    (unsigned long long)dispatch_in_flight(d->gw.dispatch));
-		for (struct conn_links *l = d->gw.reg.all; l != NULL; l = l->next)
-			ws_conn_close(ws_conn_from_links(l), 1001, "server shutting down");
+		ws_conn_close_all(&d->gw, 1001, "server shutting down");
 		d->phase = CLOSING_CLIENTS;
 		d->close_deadline_ms = now + CLOSE_PHASE_MS;
 		if (d->close_deadline_ms > d->drain_deadline_ms)
 			d->close_deadline_ms = d->drain_deadline_ms;
 	}
-	if (d->phase == CLOSING_CLIENTS && (d->gw.reg.nconns == 0 || now >= d->close_deadline_ms)) {
+	if (d->phase == CLOSING_CLIENTS && (registry_count(&d->gw.reg) == 0 || now >= d->close_deadline_ms)) {
 		/* Frames still queued for these clients were never written: not
 		 * acked, so the broker keeps them. */
 		dispatch_abandon(d->gw.dispatch);
-		while (d->gw.reg.all != NULL)
-			ws_conn_free(ws_conn_from_links(d->gw.reg.all), "shutdown");
+		ws_conn_free_all(&d->gw, "shutdown");
 		d->phase = STOPPING;
 		event_base_loopexit(d->gw.base, NULL);
 	}
@@ -134,7 +132,7 @@ static void daemon_begin_drain(struct daemon *d)
 	d->gw.draining = true;
 	d->drain_deadline_ms = clock_now_ms() + d->cfg.drain_timeout_ms;
 	log_info("shutdown_started", "drain_timeout_ms=%u connections=%zu",
-	    d->cfg.drain_timeout_ms, d->gw.reg.nconns);
+	    d->cfg.drain_timeout_ms, registry_count(&d->gw.reg));
 	sd_notify_send("STOPPING=1");
 	http_server_stop_listening(d->gw.http);
 	mq_consumer_command(d->consumer, CONSUMER_STOP_CONSUMING);
@@ -253,8 +251,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	/* A second signal: the operator does not want to wait. */
 	log_warn("shutdown_forced", "signal=%d", (int)sig);
 	dispatch_abandon(d->gw.dispatch);
-	while (d->gw.reg.all != NULL)
-		ws_conn_free(ws_conn_from_links(d->gw.reg.all), "forced_shutdown");
+	ws_conn_free_all(&d->gw, "forced_shutdown");
 	d->phase = STOPPING;
 	event_base_loopexit(d->gw.base, NULL);
 }

@@ -39,10 +39,10 @@ void metrics_render(const struct gateway *gw, struct evbuffer *o)
 	    (clock_now_ms() - gw->started_ms) / 1000);
 	gauge(o, "notifyd_broker_up", "1 while consuming from the broker, else 0.",
 	    gw->broker.state == BROKER_CONSUMING);
-	gauge(o, "notifyd_connections", "Open WebSocket connections.", gw->reg.nconns);
+	gauge(o, "notifyd_connections", "Open WebSocket connections.", registry_count(&gw->reg));
 	gauge(o, "notifyd_http_connections", "Open connections not (yet) WebSocket.",
 	    stats_get(&st->http_connections));
-	gauge(o, "notifyd_users", "Distinct users with at least one open connection.", gw->reg.nusers);
+	gauge(o, "notifyd_users", "Distinct users with at least one open connection.", registry_users(&gw->reg));
 	gauge(o, "notifyd_messages_in_flight", "Messages taken from workers and not yet acked.",
 	    dispatch_in_flight(gw->dispatch));
 	counter(o, "notifyd_messages_consumed_total", "Deliveries taken from the broker.",

@@ -555,3 +555,52 @@ void ws_conn_sweep(struct ws_conn *c, uint64_t now_ms)
 		c->next_ping_ms = now_ms + cfg->ws_ping_interval_ms;
 	}
 }
+
+static struct ws_conn *ws_conn_from_links(struct conn_links *l)
+{
+	return (struct ws_conn *)(void *)l;
+}
+
+uint32_t ws_conn_send_user(struct gateway *gw, const char *id, size_t len, struct msg *m,
+    uint64_t now_ms, uint32_t pass)
+{
+	struct user_entry *u = registry_find(&gw->reg, id, len);
+	uint32_t n = 0;
+
+	for (struct conn_links *l = u != NULL ? u->conns : NULL; l != NULL; l = l->unext)
+		n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now_ms, pass);
+	return n;
+}
+
+uint32_t ws_conn_send_all(struct gateway *gw, struct msg *m, uint64_t now_ms, uint32_t pass)
+{
+	uint32_t n = 0;
+
+	for (struct conn_links *l = gw->reg.all; l != NULL; l = l->next)
+		n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now_ms, pass);
+	return n;
+}
+
+void ws_conn_sweep_all(struct gateway *gw, uint64_t now_ms)
+{
+	struct conn_links *l = gw->reg.all;
+
+	while (l != NULL) {
+		struct conn_links *next = l->next;	/* sweep may free l */
+
+		ws_conn_sweep(ws_conn_from_links(l), now_ms);
+		l = next;
+	}
+}
+
+void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason)
+{
+	for (struct conn_links *l = gw->reg.all; l != NULL; l = l->next)
+		ws_conn_close(ws_conn_from_links(l), code, reason);
+}
+
+void ws_conn_free_all(struct gateway *gw, const char *why)
+{
+	while (gw->reg.all != NULL)
+		ws_conn_free(ws_conn_from_links(gw->reg.all), why);
+}
