@@ -1820,6 +1820,34 @@ def tcp_state(sock):
     return TCP_STATE_NAMES.get(info[0], str(info[0]))
 
 
+def server_holds(sock):
+    """Does the server still hold its end of this loopback connection (a
+    socket with an owner, i.e. not closed)?  From /proc/net/tcp: the entry
+    whose local address is sock's peer and remote address is sock's own; a
+    socket the server closed is gone or orphaned (inode 0, e.g. FIN_WAIT1
+    behind data a client that does not read never takes).  Needed because
+    such a FIN never reaches the client: its TCP state stays ESTABLISHED."""
+    try:
+        mine = sock.getsockname()
+        peer = sock.getpeername()
+    except OSError:
+        return False
+
+    def hexaddr(a):
+        return "%s:%04X" % ("".join("%02X" % int(x) for x in reversed(a[0].split("."))), a[1])
+    want_local, want_rem = hexaddr(peer), hexaddr(mine)
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                p = line.split()
+                if len(p) > 9 and p[1] == want_local and p[2] == want_rem:
+                    return p[9] != "0"
+    except OSError:
+        return True
+    return False
+
+
 def proc_rss_kb(pid):
     """VmRSS of a live process in kB."""
     with open("/proc/%d/status" % pid) as f:
@@ -2050,7 +2078,8 @@ class PingFlooder:
     (sending that blocks, because the server stopped reading, or fails,
     because it closed, is expected); then, still without reading, it watches
     the TCP state for the server's FIN or reset until watch_seconds after the
-    start.  rate: bytes per second at most (None: as fast as it can).
+    start (or for the server to close its socket: see server_holds).
+    rate: bytes per second at most (None: as fast as it can).
     Afterwards: sent (bytes), stop_reason, blocked_s (time spent in sends
     that timed out), t_start, t_stop, t_closed (None: still open) and
     close_how."""
@@ -2134,6 +2163,12 @@ class PingFlooder:
                 if st != "ESTABLISHED":
                     self.t_closed = time.monotonic()
                     self.close_how = "tcp state %s" % st
+                    break
+                if not server_holds(sock):
+                    # closed by the server, its FIN queued behind data this
+                    # client never reads: the client cannot see it
+                    self.t_closed = time.monotonic()
+                    self.close_how = "the server closed its socket (FIN behind unread data)"
                     break
                 if time.monotonic() >= watch_end:
                     break

@@ -233,7 +233,7 @@ def per_ip_cap(a, rec, stop, end):
                     c, r = ws_connect(a.port, "atk-cap-%d" % k[0], SOURCES["per_ip_cap"])
                     held.append(c)
                     st = r.status
-                except (harness.HarnessError, OSError) as e:
+                except (harness.HarnessError, OSError):
                     st = "closed"
                 over[st] = over.get(st, 0) + 1
             ex = "%d of %d under the cap accepted; over the cap: %r" % (ok, cap, over)

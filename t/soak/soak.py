@@ -346,13 +346,14 @@ def phase_crash(ctx):
 HOSTILE_CONFIG = dict(max_connections="5000", ws_send_queue_max="64k", ws_send_timeout="2s",
                       handshake_timeout="2s", ip_connect_rate="0", max_connections_per_ip="32",
                       push_keys="soak-hostile-push-key-0001")
-# The normal clients send a ping every HOSTILE_CLIENT_PING seconds: notifyd up
-# to 0.1.0 stops reading a WebSocket connection that stays silent for longer
-# than handshake_timeout after its first read (a read timeout left on the
-# socket), so clients that only answer the server's pings die at its second
-# one (pong_timeout).  test_hostile.py's
-# test_ws_reading_outlives_handshake_timeout shows that; the soak measures
-# the attackers, not that.
+# The normal clients send a ping every HOSTILE_CLIENT_PING seconds, so that
+# the phase also measures older binaries: before issue 17's gate, notifyd
+# stopped reading a WebSocket connection silent for longer than
+# handshake_timeout after its first read (evhttp's read timeout left on the
+# socket), and clients that only answer the server's pings died at its
+# second one (pong_timeout).  test_keepalive.py's
+# test_client_quiet_longer_than_handshake_timeout_is_kept shows that; the
+# soak measures the attackers, not that.
 HOSTILE_CLIENT_PING = 1.0
 HOSTILE_NORMAL_SOURCES = ["127.0.0.%d" % i for i in range(2, 6)]
 
