@@ -5,16 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t id_hash(const char *id, size_t len)
-{
-	uint32_t h = 2166136261u;	/* FNV-1a */
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)id[i];
-		h *= 16777619u;
-	}
-	return h;
-}
+#include "hash.h"
 
 int registry_init(struct conn_registry *r)
 {
@@ -67,7 +58,7 @@ static void registry_grow(struct conn_registry *r)
 
 struct user_entry *registry_find(const struct conn_registry *r, const char *id, size_t len)
 {
-	uint32_t h = id_hash(id, len);
+	uint32_t h = hash_bytes(id, len);
 
 	for (struct user_entry *u = r->buckets[h & (r->nbuckets - 1)]; u != NULL; u = u->hnext)
 		if (u->hash == h && u->id_len == len && memcmp(u->id, id, len) == 0)
@@ -87,7 +78,7 @@ int registry_attach(struct conn_registry *r, struct conn_links *l, const char *i
 			return -1;
 		u->conns = NULL;
 		u->nconns = 0;
-		u->hash = id_hash(id, len);
+		u->hash = hash_bytes(id, len);
 		u->id_len = len;
 		memcpy(u->id, id, len);
 		u->id[len] = '\0';

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 #define IP_BUCKETS 4096
 #define IP_MAX 64	/* longest printable IPv6 with zone, generously */
 
@@ -20,17 +22,6 @@ struct ip_rate {
 	size_t n;
 	struct ip_entry *bucket[IP_BUCKETS];
 };
-
-static uint32_t ip_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
 
 struct ip_rate *ip_rate_new(uint32_t rate)
 {
@@ -85,7 +76,7 @@ bool ip_rate_peek(const struct ip_rate *r, const char *addr, uint64_t now_ms)
 
 	if (r == NULL || r->rate == 0)
 		return true;
-	e = ip_find(r->bucket[ip_hash(addr) % IP_BUCKETS], addr);
+	e = ip_find(r->bucket[hash_bytes(addr, strlen(addr)) % IP_BUCKETS], addr);
 	return e == NULL || ip_tokens(r, e, now_ms) >= 1.0;
 }
 
@@ -95,7 +86,7 @@ bool ip_rate_allow(struct ip_rate *r, const char *addr, uint64_t now_ms)
 
 	if (r == NULL || r->rate == 0)
 		return true;
-	b = &r->bucket[ip_hash(addr) % IP_BUCKETS];
+	b = &r->bucket[hash_bytes(addr, strlen(addr)) % IP_BUCKETS];
 	e = ip_find(*b, addr);
 	if (e == NULL) {
 		e = calloc(1, sizeof(*e));

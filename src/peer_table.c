@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "hash.h"
+
 #define PEER_BUCKETS 4096
 
 struct peer {
@@ -22,17 +24,6 @@ struct peer_table {
 	size_t n;
 	struct peer *bucket[PEER_BUCKETS];
 };
-
-static uint32_t peer_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
 
 struct peer_table *peer_table_new(void)
 {
@@ -79,7 +70,7 @@ enum peer_result peer_acquire(struct peer_table *t, const struct sockaddr *sa, u
 	*out = NULL;
 	if (!peer_format(sa, addr))
 		strcpy(addr, "?");
-	h = peer_hash(addr);
+	h = hash_bytes(addr, strlen(addr));
 	for (p = t->bucket[h % PEER_BUCKETS]; p != NULL; p = p->next)
 		if (p->hash == h && strcmp(p->addr, addr) == 0)
 			break;
