@@ -12,17 +12,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/queue.h>
+
 struct user_entry;
 
 struct conn_links {
-	struct conn_links *prev, *next;		/* all connections */
-	struct conn_links *uprev, *unext;	/* connections of the same user */
-	struct user_entry *user;
+	LIST_ENTRY(conn_links) all;	/* every connection */
+	LIST_ENTRY(conn_links) mates;	/* connections of the same user */
+	struct user_entry *user;	/* NULL: not attached */
 };
+
+LIST_HEAD(conn_list, conn_links);
 
 struct user_entry {
 	struct user_entry *hnext;
-	struct conn_links *conns;
+	struct conn_list conns;		/* linked through mates */
 	uint32_t nconns;
 	uint32_t hash;
 	size_t id_len;
@@ -34,7 +38,7 @@ struct conn_registry {
 	size_t nbuckets;
 	size_t nusers;
 	size_t nconns;
-	struct conn_links *all;
+	struct conn_list all;		/* linked through all */
 };
 
 int registry_init(struct conn_registry *r);

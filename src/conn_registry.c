@@ -10,6 +10,7 @@
 int registry_init(struct conn_registry *r)
 {
 	memset(r, 0, sizeof(*r));
+	LIST_INIT(&r->all);
 	r->nbuckets = 1024;
 	r->buckets = calloc(r->nbuckets, sizeof(*r->buckets));
 	return r->buckets == NULL ? -1 : 0;
@@ -76,7 +77,7 @@ int registry_attach(struct conn_registry *r, struct conn_links *l, const char *i
 		u = malloc(sizeof(*u) + len + 1);
 		if (u == NULL)
 			return -1;
-		u->conns = NULL;
+		LIST_INIT(&u->conns);
 		u->nconns = 0;
 		u->hash = hash_bytes(id, len);
 		u->id_len = len;
@@ -89,18 +90,9 @@ int registry_attach(struct conn_registry *r, struct conn_links *l, const char *i
 			registry_grow(r);
 	}
 	l->user = u;
-	l->uprev = NULL;
-	l->unext = u->conns;
-	if (u->conns != NULL)
-		u->conns->uprev = l;
-	u->conns = l;
+	LIST_INSERT_HEAD(&u->conns, l, mates);
 	u->nconns++;
-
-	l->prev = NULL;
-	l->next = r->all;
-	if (r->all != NULL)
-		r->all->prev = l;
-	r->all = l;
+	LIST_INSERT_HEAD(&r->all, l, all);
 	r->nconns++;
 	return 0;
 }
@@ -111,12 +103,7 @@ void registry_detach(struct conn_registry *r, struct conn_links *l)
 
 	if (u == NULL)
 		return;
-	if (l->uprev != NULL)
-		l->uprev->unext = l->unext;
-	else
-		u->conns = l->unext;
-	if (l->unext != NULL)
-		l->unext->uprev = l->uprev;
+	LIST_REMOVE(l, mates);
 	if (--u->nconns == 0) {
 		struct user_entry **pp = &r->buckets[u->hash & (r->nbuckets - 1)];
 
@@ -126,13 +113,7 @@ void registry_detach(struct conn_registry *r, struct conn_links *l)
 		free(u);
 		r->nusers--;
 	}
-	if (l->prev != NULL)
-		l->prev->next = l->next;
-	else
-		r->all = l->next;
-	if (l->next != NULL)
-		l->next->prev = l->prev;
+	LIST_REMOVE(l, all);
 	r->nconns--;
 	l->user = NULL;
-	l->prev = l->next = l->uprev = l->unext = NULL;
 }

@@ -567,26 +567,31 @@ uint32_t ws_conn_send_user(struct gateway *gw, const char *id, size_t len, struc
 	struct user_entry *u = registry_find(&gw->reg, id, len);
 	uint32_t n = 0;
 
-	for (struct conn_links *l = u != NULL ? u->conns : NULL; l != NULL; l = l->unext)
+	struct conn_links *l;
+
+	if (u == NULL)
+		return 0;
+	for (l = LIST_FIRST(&u->conns); l != NULL; l = LIST_NEXT(l, mates))
 		n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now_ms, pass);
 	return n;
 }
 
 uint32_t ws_conn_send_all(struct gateway *gw, struct msg *m, uint64_t now_ms, uint32_t pass)
 {
+	struct conn_links *l;
 	uint32_t n = 0;
 
-	for (struct conn_links *l = gw->reg.all; l != NULL; l = l->next)
+	for (l = LIST_FIRST(&gw->reg.all); l != NULL; l = LIST_NEXT(l, all))
 		n += (uint32_t)ws_conn_send(ws_conn_from_links(l), m, now_ms, pass);
 	return n;
 }
 
 void ws_conn_sweep_all(struct gateway *gw, uint64_t now_ms)
 {
-	struct conn_links *l = gw->reg.all;
+	struct conn_links *l = LIST_FIRST(&gw->reg.all);
 
 	while (l != NULL) {
-		struct conn_links *next = l->next;	/* sweep may free l */
+		struct conn_links *next = LIST_NEXT(l, all);	/* sweep may free l */
 
 		ws_conn_sweep(ws_conn_from_links(l), now_ms);
 		l = next;
@@ -595,12 +600,14 @@ void ws_conn_sweep_all(struct gateway *gw, uint64_t now_ms)
 
 void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason)
 {
-	for (struct conn_links *l = gw->reg.all; l != NULL; l = l->next)
+	struct conn_links *l;
+
+	for (l = LIST_FIRST(&gw->reg.all); l != NULL; l = LIST_NEXT(l, all))
 		ws_conn_close(ws_conn_from_links(l), code, reason);
 }
 
 void ws_conn_free_all(struct gateway *gw, const char *why)
 {
-	while (gw->reg.all != NULL)
-		ws_conn_free(ws_conn_from_links(gw->reg.all), why);
+	while (!LIST_EMPTY(&gw->reg.all))
+		ws_conn_free(ws_conn_from_links(LIST_FIRST(&gw->reg.all)), why);
 }

@@ -13,9 +13,10 @@ static struct conn_links links[N];
 
 static size_t count_all(const struct conn_registry *r)
 {
+	const struct conn_links *l;
 	size_t n = 0;
 
-	for (const struct conn_links *l = r->all; l != NULL; l = l->next)
+	LIST_FOREACH(l, &r->all, all)
 		n++;
 	return n;
 }
@@ -23,10 +24,12 @@ static size_t count_all(const struct conn_registry *r)
 static uint32_t count_user(const struct conn_registry *r, const char *id)
 {
 	const struct user_entry *u = registry_find(r, id, strlen(id));
+	const struct conn_links *l;
 	uint32_t n = 0;
 
-	for (const struct conn_links *l = u != NULL ? u->conns : NULL; l != NULL; l = l->unext)
-		n++;
+	if (u != NULL)
+		LIST_FOREACH(l, &u->conns, mates)
+			n++;
 	return n;
 }
 
@@ -62,7 +65,7 @@ int main(void)
 	for (int i = 0; i < N; i++)
 		if (i % 3 != 0 && i != 1000 && i != 2000)
 			registry_detach(&r, &links[i]);
-	ok(registry_count(&r) == 0 && registry_users(&r) == 0 && r.all == NULL, "empty again");
+	ok(registry_count(&r) == 0 && registry_users(&r) == 0 && LIST_EMPTY(&r.all), "empty again");
 	snprintf(id, sizeof(id), "again");
 	ok(registry_attach(&r, &links[0], id, 5) == 0 && registry_user_count(&r, "again", 5) == 1,
 	    "reusable after emptying");
