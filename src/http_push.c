@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -30,7 +31,6 @@
 #define PEND_BUCKETS 4096
 #define KEY_DIGEST 32
 /* Spare pend records kept for reuse; beyond this they go back to malloc. */
-#define PEND_SPARE_MAX 1024
 /* An address's failure budget is whole again a second after its last
  * failure; its entry is kept a little longer than that. */
 #define AUTH_FAIL_IDLE_MS 2000
@@ -57,7 +57,7 @@ struct pend {
 	struct evhttp_request *req;
 	uint64_t deadline_ms;
 	uint32_t n;
-	struct pend *prev, *next;	/* FIFO */
+	TAILQ_ENTRY(pend) fifo;		/* deadline order: every deadline is now + push_timeout */
 	struct pend *hnext;		/* bucket */
 };
 
@@ -72,11 +72,9 @@ struct http_push {
 	EVP_MD *md;			/* fetched: ours to free */
 	EVP_MD_CTX *mdctx;
 	uint64_t next_id;
-	struct pend *head, *tail;
+	TAILQ_HEAD(pend_list, pend) pending;
 	struct pend *bucket[PEND_BUCKETS];
 	size_t npending;
-	struct pend *spare;		/* freed records, linked by next */
-	size_t nspare;
 	/* Jobs accepted during this pass of the loop, handed to the publisher
 	 * together by flush_ev: one wake-up of its thread for all of them. */
 	struct push_job *stash;
@@ -96,29 +94,6 @@ static const struct push_refusal *push_refusal_of(int status)
 	return NULL;
 }
 
-static struct pend *pend_get(struct http_push *hp)
-{
-	struct pend *p = hp->spare;
-
-	if (p == NULL)
-		return calloc(1, sizeof(*p));
-	hp->spare = p->next;
-	hp->nspare--;
-	memset(p, 0, sizeof(*p));
-	return p;
-}
-
-static void pend_put(struct http_push *hp, struct pend *p)
-{
-	if (hp->nspare >= PEND_SPARE_MAX) {
-		free(p);
-		return;
-	}
-	p->next = hp->spare;
-	hp->spare = p;
-	hp->nspare++;
-}
-
 static void push_reply(struct http_push *hp, struct evhttp_request *req, int status, const char *why)
 {
 	const struct push_refusal *r = push_refusal_of(status);
@@ -136,14 +111,7 @@ static void pend_unlink(struct http_push *hp, struct pend *p)
 	while (*pp != p)
 		pp = &(*pp)->hnext;
 	*pp = p->hnext;
-	if (p->prev != NULL)
-		p->prev->next = p->next;
-	else
-		hp->head = p->next;
-	if (p->next != NULL)
-		p->next->prev = p->prev;
-	else
-		hp->tail = p->prev;
+	TAILQ_REMOVE(&hp->pending, p, fifo);
 	hp->npending--;
 }
 
@@ -191,7 +159,7 @@ static void push_on_result(evutil_socket_t fd, short what, void *arg)
 				log_warn("push_failed", "id=%llu why=\"%s\"", (unsigned long long)p->id, r[i].why);
 				push_reply(hp, p->req, 503, r[i].why);
 			}
-			pend_put(hp, p);
+			free(p);
 		}
 		if (n < 64)
 			break;
@@ -209,13 +177,13 @@ static void push_on_timer(evutil_socket_t fd, short what, void *arg)
 		ip_rate_expire(hp->auth_fails, now, AUTH_FAIL_IDLE_MS);
 		hp->auth_fails_sweep_ms = now + AUTH_FAIL_SWEEP_MS;
 	}
-	while (hp->head != NULL && hp->head->deadline_ms <= now) {
-		struct pend *p = hp->head;
+	while (!TAILQ_EMPTY(&hp->pending) && TAILQ_FIRST(&hp->pending)->deadline_ms <= now) {
+		struct pend *p = TAILQ_FIRST(&hp->pending);
 
 		pend_unlink(hp, p);
 		log_warn("push_timeout", "id=%llu messages=%u", (unsigned long long)p->id, p->n);
 		push_reply(hp, p->req, 503, "broker did not confirm in time");
-		pend_put(hp, p);
+		free(p);
 	}
 }
 
@@ -376,7 +344,7 @@ static void push_flush(evutil_socket_t fd, short what, void *arg)
 			continue;
 		pend_unlink(hp, p);
 		push_reply(hp, p->req, 503, "shutting down");
-		pend_put(hp, p);
+		free(p);
 	}
 }
 
@@ -468,7 +436,7 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		status = 503;
 		goto bad;
 	}
-	p = pend_get(hp);
+	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		why = "out of memory";
 		status = 503;
@@ -484,12 +452,7 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		event_active(hp->flush_ev, EV_TIMEOUT, 0);
 	p->hnext = hp->bucket[p->id % PEND_BUCKETS];
 	hp->bucket[p->id % PEND_BUCKETS] = p;
-	p->prev = hp->tail;
-	if (hp->tail != NULL)
-		hp->tail->next = p;
-	else
-		hp->head = p;
-	hp->tail = p;
+	TAILQ_INSERT_TAIL(&hp->pending, p, fifo);
 	hp->npending++;
 	return;
 bad:
@@ -531,6 +494,7 @@ struct http_push *http_push_new(struct gateway *gw, struct xqueue *pushq, struct
 	if (hp == NULL)
 		return NULL;
 	hp->gw = gw;
+	TAILQ_INIT(&hp->pending);
 	hp->pushq = pushq;
 	hp->resultq = resultq;
 	hp->md = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -562,8 +526,8 @@ void http_push_fail_all(struct http_push *hp, const char *why)
 	if (hp == NULL)
 		return;
 	push_stash_drop(hp);
-	while (hp->head != NULL) {
-		struct pend *p = hp->head;
+	while (!TAILQ_EMPTY(&hp->pending)) {
+		struct pend *p = TAILQ_FIRST(&hp->pending);
 
 		pend_unlink(hp, p);
 		push_reply(hp, p->req, 503, why);
@@ -577,16 +541,10 @@ void http_push_free(struct http_push *hp)
 		return;
 	push_stash_drop(hp);
 	free(hp->stash);
-	while (hp->head != NULL) {
-		struct pend *p = hp->head;
+	while (!TAILQ_EMPTY(&hp->pending)) {
+		struct pend *p = TAILQ_FIRST(&hp->pending);
 
 		pend_unlink(hp, p);
-		free(p);
-	}
-	while (hp->spare != NULL) {
-		struct pend *p = hp->spare;
-
-		hp->spare = p->next;
 		free(p);
 	}
 	if (hp->result_ev != NULL)
