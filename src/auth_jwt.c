@@ -50,6 +50,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "text.h"
+
 /* A PEM public key or certificate is a few KiB; anything far larger is not
  * what the operator meant to point at. */
 #define AUTH_JWT_KEY_FILE_MAX (64 * 1024)
@@ -854,37 +856,20 @@ int auth_jwt_verify(const struct auth_jwt *a, const char *token, size_t len, tim
 
 /* ---- Sec-WebSocket-Protocol ------------------------------------------ */
 
-static bool auth_jwt_is_ows(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 const char *auth_jwt_from_subprotocol(const char *header, char *chosen, size_t chosen_len,
 				      char *token, size_t token_len)
 {
 	static const char proto[] = AUTH_JWT_SUBPROTOCOL;
 	static const char prefix[] = AUTH_JWT_BEARER_PREFIX;
-	const char *p = header, *bearer = NULL;
-	size_t bearer_len = 0, nbearer = 0;
+	const char *p = header, *bearer = NULL, *item;
+	size_t bearer_len = 0, nbearer = 0, n;
 	bool offered = false;
 
 	if (chosen != NULL && chosen_len > 0)
 		chosen[0] = '\0';
 	if (token != NULL && token_len > 0)
 		token[0] = '\0';
-	while (p != NULL && *p != '\0') {
-		const char *item, *end = strchr(p, ',');
-		size_t n;
-
-		if (end == NULL)
-			end = p + strlen(p);
-		item = p;
-		p = *end == ',' ? end + 1 : end;
-		while (item < end && auth_jwt_is_ows(*item))
-			item++;
-		while (end > item && auth_jwt_is_ows(end[-1]))
-			end--;
-		n = (size_t)(end - item);
+	while (text_list_next(&p, &item, &n)) {
 		if (n == sizeof(proto) - 1 && memcmp(item, proto, n) == 0) {
 			offered = true;
 		} else if (n >= sizeof(prefix) - 1 && memcmp(item, prefix, sizeof(prefix) - 1) == 0) {

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "text.h"
+
 size_t http_head_end(const char *p, size_t len)
 {
 	const char *nl = p, *end = p + len;
@@ -24,11 +26,6 @@ static bool is_tchar(unsigned char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	    (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-static bool is_ows(char c)
-{
-	return c == ' ' || c == '\t';
 }
 
 /* One line of p starting at *at: [*line, *line + *n) without its CR LF. */
@@ -121,7 +118,7 @@ enum http_head_result http_head_parse(const char *p, size_t len, struct http_hea
 	if (request_line(line, n, h, why) != HTTP_HEAD_OK)
 		return HTTP_HEAD_BAD;
 	while (next_line(p, len, &at, &line, &n) && n > 0) {
-		if (is_ows(line[0])) {
+		if (text_in(line[0], TEXT_OWS)) {
 			*why = "obsolete header line folding";
 			return HTTP_HEAD_BAD;
 		}
@@ -143,12 +140,7 @@ enum http_head_result http_head_parse(const char *p, size_t len, struct http_hea
 		v = colon + 1;
 		size_t vn = (size_t)(line + n - v);
 
-		while (vn > 0 && is_ows(*v)) {
-			v++;
-			vn--;
-		}
-		while (vn > 0 && is_ows(v[vn - 1]))
-			vn--;
+		text_trim(&v, &vn, TEXT_OWS);
 		n = (size_t)(colon - line);
 		if (ci_is(line, n, "Content-Length")) {
 			if (content_length(v, vn, h, why) != HTTP_HEAD_OK)

@@ -26,6 +26,7 @@
 #include "notifyd.h"
 #include "stats.h"
 #include "target.h"
+#include "text.h"
 #include "xqueue.h"
 
 #define PEND_BUCKETS 4096
@@ -297,17 +298,6 @@ static int push_prepare(const struct config *cfg, const cJSON *obj, const char *
 	return 0;
 }
 
-static void trim(const char **p, size_t *n)
-{
-	while (*n > 0 && (**p == ' ' || **p == '\t' || **p == '\r' || **p == '\n')) {
-		(*p)++;
-		(*n)--;
-	}
-	while (*n > 0 && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t' ||
-	    (*p)[*n - 1] == '\r' || (*p)[*n - 1] == '\n'))
-		(*n)--;
-}
-
 static int push_stash_grow(struct http_push *hp)
 {
 	size_t ncap = hp->capstash ? hp->capstash * 2 : 64;
@@ -379,7 +369,7 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		return;
 	}
 	text = (const char *)evbuffer_pullup(in, -1);
-	trim(&text, &len);
+	text_trim(&text, &len, TEXT_JSON_WS);
 	if (len == 0 || text == NULL) {
 		why = "empty body";
 		goto bad;

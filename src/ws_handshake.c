@@ -15,15 +15,12 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "text.h"
+
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_KEY_B64_LEN 24	/* base64 of the 16-byte nonce */
 /* Longer keys are never valid; the bound keeps the hash input on the stack. */
 #define WS_KEY_MAX 256
-
-static bool ws_is_ows(char c)
-{
-	return c == ' ' || c == '\t';
-}
 
 /* HTTP strips optional whitespace around a field value; a parser that left
  * some must not change the answer, so check and accept both use this. */
@@ -31,11 +28,8 @@ static const char *ws_trim(const char *s, size_t *len)
 {
 	size_t n;
 
-	while (ws_is_ows(*s))
-		s++;
 	n = strlen(s);
-	while (n > 0 && ws_is_ows(s[n - 1]))
-		n--;
+	text_trim(&s, &n, TEXT_OWS);
 	*len = n;
 	return s;
 }
@@ -169,29 +163,17 @@ size_t ws_handshake_response(char *out, size_t outlen, const char *key, const ch
 
 bool ws_header_has_token(const char *value, const char *token)
 {
-	size_t tlen;
+	const char *item;
+	size_t tlen, n;
 
 	if (value == NULL || token == NULL)
 		return false;
 	tlen = strlen(token);
 	if (tlen == 0)
 		return false;
-	while (*value != '\0') {
-		const char *end = strchr(value, ',');
-		size_t n = end ? (size_t)(end - value) : strlen(value);
-
-		while (n > 0 && ws_is_ows(*value)) {
-			value++;
-			n--;
-		}
-		while (n > 0 && ws_is_ows(value[n - 1]))
-			n--;
-		if (n == tlen && strncasecmp(value, token, tlen) == 0)
+	while (text_list_next(&value, &item, &n))
+		if (n == tlen && strncasecmp(item, token, tlen) == 0)
 			return true;
-		if (end == NULL)
-			break;
-		value = end + 1;
-	}
 	return false;
 }
 
