@@ -1,7 +1,7 @@
 /* text.h - the few string walks HTTP and JSON need everywhere: trimming a
- * set of characters from both ends, and the items of a comma-separated
- * list (RFC 9110 #rule) with optional whitespace around each.  Header only,
- * pure.
+ * set of characters from both ends, the items of a comma-separated list
+ * (RFC 9110 #rule) with optional whitespace around each, and base64
+ * digits.  Header only, pure.
  */
 #ifndef NOTIFYD_TEXT_H
 #define NOTIFYD_TEXT_H
@@ -46,6 +46,23 @@ static inline bool text_list_next(const char **cur, const char **item, size_t *n
 	*cur = *end == ',' ? end + 1 : end;
 	text_trim(item, n, TEXT_OWS);
 	return true;
+}
+
+/* The value of one base64 digit (RFC 4648), -1 for a character outside the
+ * alphabet; url picks the URL-safe alphabet ("-_" for "+/"). */
+static inline int text_b64_value(unsigned char c, bool url)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == (url ? '-' : '+'))
+		return 62;
+	if (c == (url ? '_' : '/'))
+		return 63;
+	return -1;
 }
 
 #endif

@@ -420,21 +420,6 @@ fail:
 
 /* ---- verification ---------------------------------------------------- */
 
-static int auth_jwt_b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
 /* Unpadded base64url (RFC 7515 2).  out must hold n * 3 / 4 bytes.  The
  * caller has already checked the alphabet and that n % 4 != 1. */
 static size_t auth_jwt_b64url_decode(const char *in, size_t n, unsigned char *out)
@@ -444,7 +429,7 @@ static size_t auth_jwt_b64url_decode(const char *in, size_t n, unsigned char *ou
 	int bits = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		acc = (acc << 6) | (uint32_t)auth_jwt_b64url_value((unsigned char)in[i]);
+		acc = (acc << 6) | (uint32_t)text_b64_value((unsigned char)in[i], true);
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
@@ -473,7 +458,7 @@ static int auth_jwt_split(const char *tok, size_t len, size_t dot[2])
 			if (i == start || (i - start) % 4 == 1)
 				return -1;
 			start = i + 1;
-		} else if (auth_jwt_b64url_value(c) < 0) {
+		} else if (text_b64_value(c, true) < 0) {
 			return -1;
 		}
 	}

@@ -34,21 +34,6 @@ static const char *ws_trim(const char *s, size_t *len)
 	return s;
 }
 
-static int ws_b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* 16 bytes are 22 base64 digits and "==": that shape, and nothing else,
  * decodes to exactly 16 bytes.  Non-zero bits in the last digit's padding
  * are tolerated, as RFC 4648 3.5 allows. */
@@ -63,7 +48,7 @@ static bool ws_key_valid(const char *key)
 	if (len != WS_KEY_B64_LEN || k[22] != '=' || k[23] != '=')
 		return false;
 	for (size_t i = 0; i < 22; i++)
-		if (ws_b64_value(k[i]) < 0)
+		if (text_b64_value((unsigned char)k[i], false) < 0)
 			return false;
 	return true;
 }
