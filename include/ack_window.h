@@ -8,13 +8,16 @@
  * basic.reject frames (sent as soon as known, before any multiple ack that
  * covers them), and individual acks for tags beyond a gap once half the
  * window waits behind it, so a slow message does not starve the prefetch.
- * A tag is never settled twice.  Pure: no I/O, no threads.
+ * A tag is never settled twice.  Pure: no I/O, no threads.  The window
+ * itself is a seq_window; this is the batching policy over it.
  */
 #ifndef NOTIFYD_ACK_WINDOW_H
 #define NOTIFYD_ACK_WINDOW_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "seq_window.h"
 
 enum ack_kind { ACK_ACK = 1, ACK_REJECT = 2 };
 
@@ -25,10 +28,7 @@ struct ack_action {
 };
 
 struct ack_window {
-	uint64_t base;		/* lowest tag not yet settled at the broker */
-	uint64_t next;		/* one past the highest tag delivered */
-	uint8_t *state;		/* per tag, indexed by tag & mask */
-	size_t mask;
+	struct seq_window tags;	/* base: lowest tag not settled at the broker */
 	size_t waiting;		/* ACK verdicts beyond a gap, not yet sent */
 	size_t pressure;	/* waiting count that triggers individual acks */
 	int flushing;		/* individual acks under way (may span calls) */

@@ -20,9 +20,13 @@
 #include "clock.h"
 #include "log.h"
 #include "mq_link.h"
+#include "seq_window.h"
 #include "xqueue.h"
 
 #define JOB_BATCH 64
+
+/* A publish seq's state in the confirm window; ACK and NACK are settled. */
+enum { SEQ_WAIT = 1, SEQ_ACK, SEQ_NACK };
 
 /* A job whose messages were published and await their confirms; its seqs
  * are first..last on the current channel. */
@@ -43,10 +47,7 @@ struct mq_publisher {
 	/* publisher thread only */
 	struct mq_link link;
 	bool connected;
-	uint64_t next_seq;		/* publish seq of the channel, from 1 */
-	uint64_t confirmed_upto;	/* every seq <= this is settled */
-	uint8_t *seqst;			/* per seq beyond confirmed_upto: 0 wait, 1 ack, 2 nack */
-	size_t seqmask;
+	struct seq_window confirms;	/* publish seqs of the channel, from 1 */
 	struct pending *fifo;
 	size_t fhead, fcount, fcap;
 	struct mq_backoff backoff;
@@ -141,9 +142,7 @@ static int publisher_connect(struct mq_publisher *p)
 		return -1;
 	}
 	p->connected = true;
-	p->next_seq = 1;
-	p->confirmed_upto = 0;
-	memset(p->seqst, 0, p->seqmask + 1);
+	seq_window_reset(&p->confirms, 1);
 	log_info("publisher_ready", "exchange=%s", p->cfg->amqp_exchange);
 	return 0;
 }
@@ -164,27 +163,6 @@ static int publisher_grow(struct mq_publisher *p)
 	return 0;
 }
 
-static int publisher_seq_room(struct mq_publisher *p, uint64_t upto)
-{
-	size_t ncap;
-	uint8_t *n;
-
-	if (upto - p->confirmed_upto <= p->seqmask)
-		return 0;
-	ncap = (p->seqmask + 1) * 2;
-	while (ncap <= upto - p->confirmed_upto)
-		ncap *= 2;
-	n = calloc(ncap, 1);
-	if (n == NULL)
-		return -1;
-	for (uint64_t s = p->confirmed_upto + 1; s < p->next_seq; s++)
-		n[s & (ncap - 1)] = p->seqst[s & p->seqmask];
-	free(p->seqst);
-	p->seqst = n;
-	p->seqmask = ncap - 1;
-	return 0;
-}
-
 /* Publish one job; 0 when it waits for confirms, -1 when the link failed. */
 static int publisher_publish(struct mq_publisher *p, struct push_job *j)
 {
@@ -200,7 +178,7 @@ static int publisher_publish(struct mq_publisher *p, struct push_job *j)
 		return 0;
 	}
 	if ((p->fcount == p->fcap && publisher_grow(p) < 0) ||
-	    publisher_seq_room(p, p->next_seq + j->n) < 0) {
+	    seq_window_reserve(&p->confirms, p->confirms.next + j->n - 1) < 0) {
 		publisher_result(p, j->id, 503, 0, "out of memory");
 		return 0;
 	}
@@ -209,8 +187,8 @@ static int publisher_publish(struct mq_publisher *p, struct push_job *j)
 	props.content_type = amqp_cstring_bytes("application/json");
 	props.delivery_mode = 2;
 	pd.id = j->id;
-	pd.first = p->next_seq;
-	pd.last = p->next_seq + j->n - 1;
+	pd.first = p->confirms.next;
+	pd.last = p->confirms.next + j->n - 1;
 	pd.n = j->n;
 	pd.nacked = false;
 	for (uint32_t i = 0; i < j->n; i++) {
@@ -225,8 +203,7 @@ static int publisher_publish(struct mq_publisher *p, struct push_job *j)
 			publisher_result(p, j->id, 503, 0, "broker connection lost while publishing");
 			return -1;
 		}
-		p->seqst[p->next_seq & p->seqmask] = 0;
-		p->next_seq++;
+		(void)seq_window_add(&p->confirms, p->confirms.next, SEQ_WAIT, NULL);
 	}
 	p->fifo[(p->fhead + p->fcount) % p->fcap] = pd;
 	p->fcount++;
@@ -235,38 +212,35 @@ static int publisher_publish(struct mq_publisher *p, struct push_job *j)
 
 static void publisher_confirm(struct mq_publisher *p, uint64_t tag, bool multiple, uint8_t v)
 {
-	if (tag <= p->confirmed_upto || tag >= p->next_seq)
+	struct seq_window *w = &p->confirms;
+	uint64_t s;
+	uint8_t st;
+
+	if (seq_window_state(w, tag) == 0)
 		return;
 	if (multiple) {
-		for (uint64_t s = p->confirmed_upto + 1; s <= tag; s++)
-			if (p->seqst[s & p->seqmask] == 0)
-				p->seqst[s & p->seqmask] = v;
+		for (s = seq_window_find(w, w->base, SEQ_WAIT); s <= tag;
+		    s = seq_window_find(w, s + 1, SEQ_WAIT))
+			(void)seq_window_set(w, s, v);
 	} else {
-		p->seqst[tag & p->seqmask] = v;
+		(void)seq_window_set(w, tag, v);
 	}
 	/* Confirms come in order in practice; a job answers when all of its
 	 * seqs are settled and every job before it has answered. */
-	while (p->fcount > 0) {
-		struct pending *pd = &p->fifo[p->fhead];
-		bool done = true;
+	while (seq_window_pop(w, &s, &st, NULL)) {
+		struct pending *pd = p->fcount > 0 ? &p->fifo[p->fhead] : NULL;
 
-		for (uint64_t s = pd->first; s <= pd->last; s++) {
-			uint8_t st = p->seqst[s & p->seqmask];
-
-			if (st == 0) {
-				done = false;
-				break;
-			}
-			if (st == 2)
-				pd->nacked = true;
-		}
-		if (!done)
-			break;
+		/* Seqs of a job whose publish failed half way belong to none. */
+		if (pd == NULL || s < pd->first)
+			continue;
+		if (st == SEQ_NACK)
+			pd->nacked = true;
+		if (s < pd->last)
+			continue;
 		if (pd->nacked)
 			publisher_result(p, pd->id, 503, 0, "broker refused the message (nack)");
 		else
 			publisher_result(p, pd->id, 202, pd->n, "");
-		p->confirmed_upto = pd->last;
 		p->fhead = (p->fhead + 1) % p->fcap;
 		p->fcount--;
 	}
@@ -278,10 +252,10 @@ static int publisher_on_frame(struct mq_publisher *p, const struct mq_link_frame
 	case LINK_FATAL:
 		return -1;
 	case LINK_CONFIRM_ACK:
-		publisher_confirm(p, f->tag, f->multiple, 1);
+		publisher_confirm(p, f->tag, f->multiple, SEQ_ACK);
 		break;
 	case LINK_CONFIRM_NACK:
-		publisher_confirm(p, f->tag, f->multiple, 2);
+		publisher_confirm(p, f->tag, f->multiple, SEQ_NACK);
 		break;
 	default:
 		break;
@@ -409,16 +383,14 @@ struct mq_publisher *mq_publisher_start(const struct config *cfg, struct xqueue 
 	p->cfg = cfg;
 	p->pushq = pushq;
 	p->resultq = resultq;
-	p->seqmask = 4095;
-	p->seqst = calloc(p->seqmask + 1, 1);
 	mq_backoff_init(&p->backoff, cfg, (unsigned int)(clock_now_ms() ^ ((uint64_t)getpid() << 16)));
 	atomic_init(&p->stop, false);
 	p->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->seqst == NULL || p->ctl_fd < 0 ||
+	if (p->ctl_fd < 0 || seq_window_init(&p->confirms, 4096, false, SEQ_ACK, 1) < 0 ||
 	    pthread_create(&p->thread, NULL, publisher_main, p) != 0) {
 		if (p->ctl_fd >= 0)
 			close(p->ctl_fd);
-		free(p->seqst);
+		seq_window_free(&p->confirms);
 		free(p);
 		return NULL;
 	}
@@ -443,7 +415,7 @@ void mq_publisher_stop(struct mq_publisher *p)
 	}
 	publisher_flush_results(p);
 	close(p->ctl_fd);
-	free(p->seqst);
+	seq_window_free(&p->confirms);
 	free(p->fifo);
 	free(p->out);
 	free(p);
