@@ -4,7 +4,9 @@
  * Promises:
  * - Each request, headers and body, must arrive whole within
  *   handshake_timeout of the connection's accept or of the answer to the
- *   request before it; a connection past its deadline is closed.
+ *   request before it, and its answer must be written within
+ *   push_timeout + handshake_timeout; a connection past its deadline is
+ *   closed.
  * - The head of a request is read by the gate before evhttp sees any of it.
  *   Framing that two parsers could read differently is answered 400
  *   (http_head.h); a body is let through only when the admit callback

@@ -44,13 +44,21 @@ struct gate_conn {
 	struct bufferevent *bev;
 	struct evhttp_connection *evcon;
 	struct evbuffer_cb_entry *cbent;
-	struct evbuffer *stage;		/* an incomplete head, hidden from evhttp */
+	struct gate_stage *stage;	/* an incomplete head, hidden from evhttp */
 	struct peer *peer;
 	uint64_t deadline_ms;
 	uint64_t body_left;
 	uint8_t state;
 	bool armed;
 	bool busy;			/* inside our own input callback */
+};
+
+/* The bytes of a head that has not ended yet, flat, so that each new byte
+ * is copied once and searched once (a client trickling a byte at a time
+ * must not cost a rescan of everything before it). */
+struct gate_stage {
+	size_t len, cap, scanned;
+	char buf[];
 };
 
 TAILQ_HEAD(gate_list, gate_conn);
@@ -124,10 +132,8 @@ static void gate_unhook(struct gate_conn *gc)
 		evbuffer_remove_cb_entry(bufferevent_get_input(gc->bev), gc->cbent);
 		gc->cbent = NULL;
 	}
-	if (gc->stage != NULL) {
-		evbuffer_free(gc->stage);
-		gc->stage = NULL;
-	}
+	free(gc->stage);
+	gc->stage = NULL;
 }
 
 /* Drop every trace of gc (the connection itself is someone else's). */
@@ -264,41 +270,86 @@ static void gate_on_head(struct gate_conn *gc, struct evbuffer *buf, size_t len)
 	}
 }
 
+/* Append what in holds to the stage.  Returns false when the head would
+ * pass GATE_HEAD_MAX (*too_large) or memory runs out. */
+static bool gate_stage_add(struct gate_conn *gc, struct evbuffer *in, bool *too_large)
+{
+	size_t n = evbuffer_get_length(in), len = gc->stage != NULL ? gc->stage->len : 0;
+	struct gate_stage *st = gc->stage;
+
+	*too_large = len + n > GATE_HEAD_MAX + 4;
+	if (*too_large)
+		return false;
+	if (st == NULL || st->cap < len + n) {
+		size_t cap = st != NULL ? st->cap : 512;
+
+		while (cap < len + n)
+			cap *= 2;
+		st = realloc(st, sizeof(*st) + cap);
+		if (st == NULL)
+			return false;
+		if (gc->stage == NULL)
+			st->len = st->scanned = 0;
+		st->cap = cap;
+		gc->stage = st;
+	}
+	evbuffer_remove(in, st->buf + st->len, n);
+	st->len += n;
+	return true;
+}
+
 /* New bytes while reading a head.  An incomplete head is moved aside, so
  * that evhttp, which reads headers line by line as they come, sees the
  * whole head at once or nothing of it. */
 static void gate_read_head(struct gate_conn *gc)
 {
 	struct evbuffer *in = bufferevent_get_input(gc->bev);
-	struct evbuffer *buf = in;
-	size_t len, end;
-	const char *p;
+	struct gate_stage *st;
+	size_t end, from;
+	bool too_large = false;
 
-	if (gc->stage != NULL && evbuffer_get_length(gc->stage) > 0) {
-		evbuffer_remove_buffer(in, gc->stage, evbuffer_get_length(in));
-		buf = gc->stage;
-	}
-	len = evbuffer_get_length(buf);
-	if (len > GATE_HEAD_MAX + 4)
-		len = GATE_HEAD_MAX + 4;
-	p = (const char *)evbuffer_pullup(buf, (ev_ssize_t)len);
-	end = p != NULL ? http_head_end(p, len) : 0;
-	if (end == 0 || end > GATE_HEAD_MAX) {
+	if (gc->stage == NULL) {
+		/* Most heads come whole in one read: look in place. */
+		size_t len = evbuffer_get_length(in);
+		const char *p;
+
+		if (len > GATE_HEAD_MAX + 4)
+			len = GATE_HEAD_MAX + 4;
+		p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+		end = p != NULL ? http_head_end(p, len) : 0;
+		if (end > 0 && end <= GATE_HEAD_MAX) {
+			gate_on_head(gc, in, end);
+			return;
+		}
 		if (end > GATE_HEAD_MAX || len > GATE_HEAD_MAX) {
 			gate_refuse(gc, 431, "request header too large", NULL);
 			return;
 		}
-		if (buf == in) {
-			if (gc->stage == NULL && (gc->stage = evbuffer_new()) == NULL) {
-				gate_refuse(gc, 500, "out of memory", NULL);
-				return;
-			}
-			evbuffer_remove_buffer(in, gc->stage, evbuffer_get_length(in));
-		}
+	}
+	if (!gate_stage_add(gc, in, &too_large)) {
+		gate_refuse(gc, too_large ? 431 : 500, too_large ? "request header too large" : "out of memory",
+		    NULL);
 		return;
 	}
-	if (buf != in)
-		evbuffer_add_buffer(in, gc->stage);	/* in is empty: all of it was staged */
+	st = gc->stage;
+	/* The end (a LF, then LF or CR LF) may straddle what was searched. */
+	from = st->scanned > 2 ? st->scanned - 2 : 0;
+	end = http_head_end(st->buf + from, st->len - from);
+	st->scanned = st->len;
+	if (end == 0)
+		return;
+	end += from;
+	if (end > GATE_HEAD_MAX) {
+		gate_refuse(gc, 431, "request header too large", NULL);
+		return;
+	}
+	/* in is empty: all of it was staged. */
+	if (evbuffer_add(in, st->buf, st->len) < 0) {
+		gate_refuse(gc, 500, "out of memory", NULL);
+		return;
+	}
+	free(gc->stage);
+	gc->stage = NULL;
 	gate_on_head(gc, in, end);
 }
 
@@ -457,7 +508,9 @@ void http_gate_begin(struct http_gate *g, struct evhttp_request *req)
 	if (gc == NULL || gc->state == G_NEW || gc->state == G_REFUSING)
 		return;
 	gc->state = G_WAIT;
-	gate_disarm(gc);
+	/* The answer (after the broker's confirm, for /push) must be written
+	 * by then, or the client is not reading it. */
+	gate_arm(gc, clock_now_ms() + g->cfg->push_timeout_ms + g->cfg->handshake_timeout_ms);
 	evhttp_request_set_on_complete_cb(req, gate_on_complete, gc);
 }
 
@@ -481,6 +534,16 @@ void http_gate_tick(struct http_gate *g, uint64_t now_ms)
 	while (!TAILQ_EMPTY(&g->armed) && TAILQ_FIRST(&g->armed)->deadline_ms <= now_ms) {
 		struct gate_conn *gc = TAILQ_FIRST(&g->armed);
 
+		if (gc->state == G_WAIT) {
+			/* A handler may hold the request (POST /push waits for the
+			 * broker): freeing the connection would free it under the
+			 * handler.  Shut the socket: evhttp meets the error at its
+			 * next write and cleans up with the handler's knowledge. */
+			log_info("http_answer_timeout", "addr=%s", gate_addr(gc));
+			gate_disarm(gc);
+			shutdown(bufferevent_getfd(gc->bev), SHUT_RDWR);
+			continue;
+		}
 		if (gc->state != G_REFUSING) {
 			stats_add(&g->stats->limit_hits[LIMIT_HANDSHAKE], 1);
 			log_info("http_request_timeout", "addr=%s state=%s timeout_ms=%u", gate_addr(gc),
