@@ -28,18 +28,20 @@ struct push_msg {
 	char *owned;				/* malloc'd body, or NULL */
 };
 
-/* msgs is one malloc'd block: the array of n, optionally followed by the
- * body of a single message (body points there, owned is NULL), so the
- * common one-message push costs one allocation. */
+/* raw is the request body as received; the publisher thread makes msgs
+ * from it (push_body_parse) before publishing.  A single message's body
+ * points into raw (owned NULL); a batch member's is its own. */
 struct push_job {
 	uint64_t id;
+	char *raw;
+	size_t raw_len;
 	uint32_t n;
 	struct push_msg *msgs;
 };
 
 struct push_result {
 	uint64_t id;
-	uint16_t status;			/* 202 or 503 */
+	uint16_t status;			/* 202; 400 or 413 (the body); 503 */
 	uint32_t count;				/* messages confirmed */
 	char why[96];
 };

@@ -57,7 +57,7 @@ struct pend {
 	uint64_t id;
 	struct evhttp_request *req;
 	uint64_t deadline_ms;
-	uint32_t n;
+	size_t bytes;			/* of the body */
 	TAILQ_ENTRY(pend) fifo;		/* deadline order: every deadline is now + push_timeout */
 	struct pend *hnext;		/* bucket */
 };
@@ -157,8 +157,12 @@ static void push_on_result(evutil_socket_t fd, short what, void *arg)
 				stats_add(&hp->gw->stats->push_status[PUSH_202], 1);
 				stats_add(&hp->gw->stats->push_messages, r[i].count);
 			} else {
-				log_warn("push_failed", "id=%llu why=\"%s\"", (unsigned long long)p->id, r[i].why);
-				push_reply(hp, p->req, 503, r[i].why);
+				/* 400 and 413 are the body's fault; only the broker's
+				 * failures are worth a warning. */
+				if (r[i].status >= 500)
+					log_warn("push_failed", "id=%llu why=\"%s\"", (unsigned long long)p->id,
+					    r[i].why);
+				push_reply(hp, p->req, r[i].status, r[i].why);
 			}
 			free(p);
 		}
@@ -182,7 +186,7 @@ static void push_on_timer(evutil_socket_t fd, short what, void *arg)
 		struct pend *p = TAILQ_FIRST(&hp->pending);
 
 		pend_unlink(hp, p);
-		log_warn("push_timeout", "id=%llu messages=%u", (unsigned long long)p->id, p->n);
+		log_warn("push_timeout", "id=%llu bytes=%zu", (unsigned long long)p->id, p->bytes);
 		push_reply(hp, p->req, 503, "broker did not confirm in time");
 		free(p);
 	}
@@ -248,56 +252,6 @@ void http_push_refusal(struct http_push *hp, int status, const char **why, const
 	*header = r != NULL ? r->hline : NULL;
 }
 
-static int push_refuse(const char **why, const char *text, int status)
-{
-	*why = text;
-	return status;
-}
-
-/* Validate one notification object and fill m.  raw (a single object) is
- * copied to inline, the space behind the msgs block; a batch member is
- * printed into a malloc'd body of its own.  Returns 0, or the status to
- * answer with *why filled. */
-static int push_prepare(const struct config *cfg, const cJSON *obj, const char *raw,
-    size_t rawlen, char *inline_body, struct push_msg *m, const char **why)
-{
-	struct target t;
-	int rc;
-
-	*why = NULL;
-	if (!cJSON_IsObject(obj))
-		return push_refuse(why, "each notification must be a JSON object", 400);
-	rc = target_from_body(obj, &t);
-	if (rc == TARGET_MISSING)
-		return push_refuse(why, "no target: give \"user_id\" or \"broadcast\": true", 400);
-	if (rc != TARGET_OK)
-		return push_refuse(why, "invalid \"user_id\" or \"broadcast\"", 400);
-	if (t.kind == TARGET_USER) {
-		/* The queue is bound with "user.*": a dot would make a routing
-		 * key that nothing matches, and the broker would drop it. */
-		if (memchr(t.id, '.', t.id_len) != NULL)
-			return push_refuse(why, "\"user_id\" must not contain '.'", 400);
-		snprintf(m->routing_key, sizeof(m->routing_key), "user.%s", t.id);
-	} else {
-		snprintf(m->routing_key, sizeof(m->routing_key), "broadcast");
-	}
-	if (raw != NULL) {
-		/* A single object travels byte for byte. */
-		memcpy(inline_body, raw, rawlen);
-		m->body = inline_body;
-		m->len = rawlen;
-	} else {
-		m->owned = cJSON_PrintUnformatted(obj);
-		if (m->owned == NULL)
-			return push_refuse(why, "out of memory", 503);
-		m->body = m->owned;
-		m->len = strlen(m->owned);
-	}
-	if (m->len > cfg->max_message_size)
-		return push_refuse(why, "notification larger than max_message_size", 413);
-	return 0;
-}
-
 static int push_stash_grow(struct http_push *hp)
 {
 	size_t ncap = hp->capstash ? hp->capstash * 2 : 64;
@@ -345,11 +299,10 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 	size_t len = evbuffer_get_length(in);
 	struct push_job job = { 0 };
 	struct pend *p;
-	const char *text, *why = NULL;
+	const char *why = NULL;
 	char *peer = NULL;
 	ev_uint16_t peer_port = 0;
-	cJSON *root = NULL;
-	int status = 400, rc;
+	int status;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
@@ -363,64 +316,20 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		push_reply(hp, req, status, push_refusal_of(status)->why);
 		return;
 	}
-	status = 400;
 	if (len > cfg->push_max_body) {
 		push_reply(hp, req, 413, "body larger than push_max_body");
 		return;
 	}
-	text = (const char *)evbuffer_pullup(in, -1);
-	text_trim(&text, &len, TEXT_JSON_WS);
-	if (len == 0 || text == NULL) {
-		why = "empty body";
+	/* Parsed and checked by the publisher thread (push_body.c), not here:
+	 * a megabyte of JSON would hold up every connection on the loop. */
+	job.raw_len = len;
+	job.raw = malloc(len > 0 ? len : 1);
+	if (job.raw == NULL) {
+		why = "out of memory";
+		status = 503;
 		goto bad;
 	}
-	root = target_parse_json(text, len, &rc);
-	if (root == NULL) {
-		why = rc == TARGET_NOT_UTF8 ? "body is not valid UTF-8" : "body is not valid JSON";
-		goto bad;
-	}
-	if (target_has_escaped_nul(text, len)) {
-		why = "\\u0000 is not allowed";
-		goto bad;
-	}
-	if (cJSON_IsArray(root)) {
-		int n = cJSON_GetArraySize(root);
-		const cJSON *it;
-		uint32_t i = 0;
-
-		if (n == 0 || (uint32_t)n > cfg->push_max_batch) {
-			why = n == 0 ? "empty batch" : "batch larger than push_max_batch";
-			status = n == 0 ? 400 : 413;
-			goto bad;
-		}
-		job.msgs = calloc((size_t)n, sizeof(*job.msgs));
-		if (job.msgs == NULL) {
-			why = "out of memory";
-			status = 503;
-			goto bad;
-		}
-		cJSON_ArrayForEach(it, root) {
-			job.n = i + 1;
-			status = push_prepare(cfg, it, NULL, 0, NULL, &job.msgs[i++], &why);
-			if (status != 0)
-				goto bad;
-		}
-	} else {
-		job.msgs = malloc(sizeof(*job.msgs) + len);
-		if (job.msgs == NULL) {
-			why = "out of memory";
-			status = 503;
-			goto bad;
-		}
-		memset(job.msgs, 0, sizeof(*job.msgs));
-		job.n = 1;
-		status = push_prepare(cfg, root, text, len, (char *)(job.msgs + 1), &job.msgs[0], &why);
-		if (status != 0)
-			goto bad;
-	}
-	cJSON_Delete(root);
-	root = NULL;
-
+	evbuffer_remove(in, job.raw, len);
 	if (hp->nstash == hp->capstash && push_stash_grow(hp) < 0) {
 		why = "out of memory";
 		status = 503;
@@ -435,7 +344,7 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 	job.id = ++hp->next_id;
 	p->id = job.id;
 	p->req = req;
-	p->n = job.n;
+	p->bytes = job.raw_len;
 	p->deadline_ms = clock_now_ms() + cfg->push_timeout_ms;
 	hp->stash[hp->nstash++] = job;
 	if (hp->nstash == 1)
@@ -446,7 +355,6 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 	hp->npending++;
 	return;
 bad:
-	cJSON_Delete(root);
 	push_job_free(&job);
 	push_reply(hp, req, status, why);
 }

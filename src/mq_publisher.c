@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "log.h"
 #include "mq_link.h"
+#include "push_body.h"
 #include "seq_window.h"
 #include "xqueue.h"
 
@@ -63,7 +64,9 @@ void push_job_free(struct push_job *j)
 	for (uint32_t i = 0; i < j->n; i++)
 		free(j->msgs[i].owned);
 	free(j->msgs);
+	free(j->raw);
 	j->msgs = NULL;
+	j->raw = NULL;
 	j->n = 0;
 }
 
@@ -332,17 +335,26 @@ static void *publisher_main(void *arg)
 		 * drain has taken, so a pass without POLLIN skips the drain. */
 		corked = false;
 		while ((pfd[0].revents & POLLIN) && (n = xqueue_drain(p->pushq, jobs, JOB_BATCH)) > 0) {
-			int failed = 0;
+			int failed = 0, st[JOB_BATCH];
+			uint32_t msgs = 0;
 
-			if (p->connected && !corked && (n > 1 || jobs[0].n > 1)) {
+			for (size_t i = 0; i < n; i++) {
+				const char *why;
+
+				st[i] = push_body_parse(p->cfg, &jobs[i], &why);
+				if (st[i] != 0)
+					publisher_result(p, jobs[i].id, (uint16_t)st[i], 0, why);
+				msgs += jobs[i].n;
+			}
+			if (p->connected && !corked && msgs > 1) {
 				publisher_cork(p, 1);
 				corked = true;
 			}
 			for (size_t i = 0; i < n; i++) {
-				if (!failed && publisher_publish(p, &jobs[i]) < 0)
-					failed = 1;
-				else if (failed)
+				if (st[i] == 0 && failed)
 					publisher_result(p, jobs[i].id, 503, 0, "broker connection lost");
+				else if (st[i] == 0 && publisher_publish(p, &jobs[i]) < 0)
+					failed = 1;
 				push_job_free(&jobs[i]);
 			}
 			if (failed) {
