@@ -273,7 +273,7 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 
 		log_info("ws_open", "conn=%llu user=%s addr=%s conns=%zu",
 		    (unsigned long long)c->id, log_quote(uq, sizeof(uq), user, user_len),
-		    ws_conn_peer(c, addr, sizeof(addr)), gw->reg.nconns);
+		    ws_conn_peer(c, addr, sizeof(addr)), registry_count(&gw->reg));
 	}
 
 	/* A client may send its first frame together with the handshake. */
