@@ -74,8 +74,8 @@ USER notifyd:notifyd
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${NOTIFYD_LISTEN_PORT:-8081} && printf 'GET /health HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q '^HTTP/1\\.[01] 200 '"]
 
-# SIGTERM drains: up to drain_timeout (10s) plus 2s for clients to close.
-# Give "docker stop" more than that: docker stop -t 20 (docker-compose.yml
-# sets stop_grace_period).
+# SIGTERM drains: notifyd exits within drain_timeout (10s), the clients' close
+# included.  Give "docker stop" more than that: docker stop -t 20
+# (docker-compose.yml sets stop_grace_period).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["notifyd", "-c", "/etc/notifyd/notifyd.conf"]

@@ -3,7 +3,7 @@
 # Dockerfile.  Usage: scripts/deps.sh build|run|test  (prints the list).
 set -eu
 BUILD="build-essential autoconf automake pkg-config libevent-dev librabbitmq-dev libjwt-dev libssl-dev libcjson-dev"
-RUN="libevent-2.1-7 libevent-pthreads-2.1-7 libevent-openssl-2.1-7 librabbitmq4 libjwt0 libcjson1 libssl3"
+RUN="libevent-2.1-7 libevent-openssl-2.1-7 librabbitmq4 libjwt0 libcjson1 libssl3"
 QUICKSTART="rabbitmq-server amqp-tools python3-websockets curl"
 TEST="rabbitmq-server openssl python3 python3-websockets python3-pika python3-pytest curl cppcheck valgrind clang libclang-rt-14-dev"
 case "${1:-}" in
