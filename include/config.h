@@ -75,6 +75,8 @@ struct config {
 	char *amqp_queue;		/* amqp_queue, "" -> "notifyd.<hostname>" after config_finish() */
 	struct config_list amqp_bindings; /* amqp_bindings, extra binding keys, empty */
 	char *amqp_dead_letter_exchange; /* amqp_dead_letter_exchange, "" (none) */
+	uint32_t amqp_queue_expires_ms;	/* amqp_queue_expires, 24h: the queue goes after this long unused (0: never) */
+	uint64_t amqp_queue_max_bytes;	/* amqp_queue_max_bytes, 1G: oldest dropped beyond (0: no cap) */
 	uint32_t amqp_prefetch;		/* amqp_prefetch, 512 (1..65535) */
 	uint32_t amqp_heartbeat_s;	/* amqp_heartbeat, 30s (0 disables; whole seconds) */
 	uint32_t amqp_reconnect_min_ms;	/* amqp_reconnect_min, 500ms */

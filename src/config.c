@@ -103,6 +103,8 @@ static const struct key keys[] = {
 	{ "amqp_queue", K_STRING, FIELD(amqp_queue, char *), 0, AMQP_SHORTSTR_MAX, NULL, "", false },
 	{ "amqp_bindings", K_LIST, FIELD(amqp_bindings, struct config_list), 0, AMQP_SHORTSTR_MAX, NULL, "", false },
 	{ "amqp_dead_letter_exchange", K_STRING, FIELD(amqp_dead_letter_exchange, char *), 0, AMQP_SHORTSTR_MAX, NULL, "", false },
+	{ "amqp_queue_expires", K_MS, FIELD(amqp_queue_expires_ms, uint32_t), 0, UINT32_MAX, NULL, "24h", false },
+	{ "amqp_queue_max_bytes", K_SIZE, FIELD(amqp_queue_max_bytes, uint64_t), 0, 1024 * GIB, NULL, "1G", false },
 	{ "amqp_prefetch", K_UINT, FIELD(amqp_prefetch, uint32_t), 1, 65535, NULL, "512", false },
 	{ "amqp_heartbeat", K_SECONDS, FIELD(amqp_heartbeat_s, uint32_t), 0, 3600, NULL, "30s", false },
 	{ "amqp_reconnect_min", K_MS, FIELD(amqp_reconnect_min_ms, uint32_t), 1, UINT32_MAX, NULL, "500ms", false },

@@ -67,13 +67,63 @@ static int consumer_rpc_ok(struct mq_consumer *c, const char *what)
 	return 0;
 }
 
+/* Declare this instance's queue with its dead-letter exchange and its
+ * bounds: it goes when unused for amqp_queue_expires (an instance that is
+ * gone for good, or a container whose host name changes on every deploy,
+ * would otherwise leave a queue bound to every notification, growing until
+ * the broker's alarms block every publisher), and drops its oldest beyond
+ * amqp_queue_max_bytes.  A queue declared before with other arguments (by
+ * an older notifyd) makes the broker answer 406: then take it as it is,
+ * and say how to get the bounds.  Returns 0, -1 with c->error set. */
+static int consumer_declare_queue(struct mq_consumer *c)
+{
+	const struct config *cfg = c->cfg;
+	amqp_table_entry_t qarg[3];
+	amqp_table_t qargs = { 0, qarg };
+	amqp_channel_close_ok_t close_ok = { 0 };
+	amqp_rpc_reply_t r;
+
+	if (cfg->amqp_dead_letter_exchange[0] != '\0') {
+		qarg[qargs.num_entries].key = amqp_cstring_bytes("x-dead-letter-exchange");
+		qarg[qargs.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
+		qarg[qargs.num_entries++].value.value.bytes = amqp_cstring_bytes(cfg->amqp_dead_letter_exchange);
+	}
+	if (cfg->amqp_queue_expires_ms > 0) {
+		qarg[qargs.num_entries].key = amqp_cstring_bytes("x-expires");
+		qarg[qargs.num_entries].value.kind = AMQP_FIELD_KIND_I64;
+		qarg[qargs.num_entries++].value.value.i64 = (int64_t)cfg->amqp_queue_expires_ms;
+	}
+	if (cfg->amqp_queue_max_bytes > 0) {
+		qarg[qargs.num_entries].key = amqp_cstring_bytes("x-max-length-bytes");
+		qarg[qargs.num_entries].value.kind = AMQP_FIELD_KIND_I64;
+		qarg[qargs.num_entries++].value.value.i64 = (int64_t)cfg->amqp_queue_max_bytes;
+	}
+	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue), 0, 1, 0, 0, qargs);
+	r = amqp_get_rpc_reply(c->conn);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+	    ((const amqp_channel_close_t *)r.reply.decoded)->reply_code != AMQP_PRECONDITION_FAILED) {
+		mq_link_set_error(&c->link, "queue.declare", r);
+		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
+		return -1;
+	}
+	log_warn("queue_arguments_differ", "queue=%s hint=\"the queue exists with other arguments: it "
+	    "is used as it is, without amqp_queue_expires and amqp_queue_max_bytes; delete it while no "
+	    "notifyd consumes it to have them\"", cfg->amqp_queue);
+	amqp_send_method(c->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+	amqp_channel_open(c->conn, CHANNEL);
+	if (!consumer_rpc_ok(c, "channel.open"))
+		return -1;
+	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue), 1, 0, 0, 0, amqp_empty_table);
+	return consumer_rpc_ok(c, "queue.declare (passive)") ? 0 : -1;
+}
+
 /* Open the connection and set up the exchange, queue, bindings, QoS and
  * the consumer.  Returns 0, -1 with c->error set. */
 static int consumer_connect(struct mq_consumer *c)
 {
 	const struct config *cfg = c->cfg;
-	amqp_table_entry_t qarg;
-	amqp_table_t qargs = amqp_empty_table;
 	amqp_basic_consume_ok_t *ok;
 	const char *keys[2 + CONFIG_LIST_MAX];
 	size_t nkeys = 0;
@@ -87,15 +137,7 @@ static int consumer_connect(struct mq_consumer *c)
 	    amqp_cstring_bytes("topic"), !cfg->amqp_exchange_declare, 1, 0, 0, amqp_empty_table);
 	if (!consumer_rpc_ok(c, "exchange.declare"))
 		return -1;
-	if (cfg->amqp_dead_letter_exchange[0] != '\0') {
-		qarg.key = amqp_cstring_bytes("x-dead-letter-exchange");
-		qarg.value.kind = AMQP_FIELD_KIND_UTF8;
-		qarg.value.value.bytes = amqp_cstring_bytes(cfg->amqp_dead_letter_exchange);
-		qargs.num_entries = 1;
-		qargs.entries = &qarg;
-	}
-	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue), 0, 1, 0, 0, qargs);
-	if (!consumer_rpc_ok(c, "queue.declare"))
+	if (consumer_declare_queue(c) < 0)
 		return -1;
 	keys[nkeys++] = "user.*";
 	keys[nkeys++] = "broadcast";

@@ -307,7 +307,8 @@ def test_redelivered_messages(start_notifyd, ws_client, vhost, queue_name, note)
     try:
         ch = conn.channel()
         ch.exchange_declare("notifications", "topic", durable=True)
-        ch.queue_declare(queue_name, durable=True)   # as notifyd declares it
+        ch.queue_declare(queue_name, durable=True,   # as notifyd declares it
+                         arguments={"x-expires": 24 * 3600 * 1000, "x-max-length-bytes": 1 << 30})
         ch.queue_bind(queue_name, "notifications", "user.*")
         for b in (good, bad):
             ch.basic_publish("notifications", "user.rd", b, pika.BasicProperties(delivery_mode=2))

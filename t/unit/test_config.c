@@ -187,6 +187,8 @@ static void test_defaults(void)
 	ok(c.amqp_dead_letter_exchange && strcmp(c.amqp_dead_letter_exchange, "") == 0,
 	   "amqp_dead_letter_exchange default empty string");
 	ok(c.amqp_prefetch == 512, "amqp_prefetch default");
+	ok(c.amqp_queue_expires_ms == 24u * 3600 * 1000 && c.amqp_queue_max_bytes == 1024ull * 1024 * 1024,
+	   "amqp_queue_expires 24h and amqp_queue_max_bytes 1G by default");
 	ok(c.amqp_heartbeat_s == 30, "amqp_heartbeat default 30s");
 	ok(c.amqp_reconnect_min_ms == 500, "amqp_reconnect_min default 500ms");
 	ok(c.amqp_reconnect_max_ms == 30000, "amqp_reconnect_max default 30s");
@@ -838,7 +840,7 @@ static void test_print(void)
 	if (text)
 		for (i = 0; text[i]; i++)
 			lines += text[i] == '\n';
-	ok(lines == 55, "one line per key (%d)", lines);
+	ok(lines == 57, "one line per key (%d)", lines);
 	ok(text && strstr(text, "amqp_url = amqp://guest:***@127.0.0.1:5672/\n"), "default password masked");
 	ok(text && strstr(text, "amqp_queue = \"\"\n") && strstr(text, "allowed_origins = \"\"\n"),
 	   "empty values printed as \"\"");
