@@ -10,7 +10,6 @@
  */
 #include "bench_amqp.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <sys/time.h>
 
@@ -24,61 +23,40 @@ static void on_signal(int s)
 	stop = 1;
 }
 
-static void usage(void)
-{
-	fprintf(stderr,
-	    "usage: amqp_drain --url URL --queue Q [options]\n"
-	    "  --exchange X       (notifications)\n"
-	    "  --bind LIST        binding keys (user.*,broadcast)\n"
-	    "  --prefetch N       basic.qos prefetch count (512, as notifyd)\n"
-	    "  --ack-every K      ack (multiple) at least every K messages (prefetch/4)\n"
-	    "  --expect M         stop after M messages\n"
-	    "  --duration S       stop after S seconds (60)\n"
-	    "  --idle-exit S      stop after S seconds without a message once one came (3)\n"
-	    "  --ready-file PATH  created once consuming\n"
-	    "  --delete-queue     delete the queue before leaving\n"
-	    "  --label S\n");
-	exit(2);
-}
+#define SYNOPSIS "--url URL --queue Q [options]"
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "url", 1, 0, 'u' }, { "queue", 1, 0, 'q' }, { "exchange", 1, 0, 'x' }, { "bind", 1, 0, 'b' },
-		{ "prefetch", 1, 0, 'p' }, { "ack-every", 1, 0, 'k' }, { "expect", 1, 0, 'n' },
-		{ "duration", 1, 0, 'd' }, { "idle-exit", 1, 0, 'i' }, { "ready-file", 1, 0, 'r' },
-		{ "delete-queue", 0, 0, 1 }, { "label", 1, 0, 2 }, { 0, 0, 0, 0 }
-	};
 	const char *url = NULL, *queue = NULL, *exchange = "notifications", *binds = "user.*,broadcast";
 	const char *ready = NULL, *label = "";
 	long prefetch = 512, ack_every = 0, expect = 0;
 	double duration = 60, idle_exit = 3;
-	int del = 0, ch, rc = 0;
+	int del = 0, rc = 0;
+	const struct bench_opt opts[] = {
+		OPT("url", 'u', OPT_STR, &url, "URL", NULL),
+		OPT("queue", 'q', OPT_STR, &queue, "Q", NULL),
+		OPT("exchange", 'x', OPT_STR, &exchange, "X", "(notifications)"),
+		OPT("bind", 'b', OPT_STR, &binds, "LIST", "binding keys (user.*,broadcast)"),
+		OPT("prefetch", 'p', OPT_LONG, &prefetch, "N", "basic.qos prefetch count (512, as notifyd)"),
+		OPT("ack-every", 'k', OPT_LONG, &ack_every, "K", "ack (multiple) at least every K messages (prefetch/4)"),
+		OPT("expect", 'n', OPT_LONG, &expect, "M", "stop after M messages"),
+		OPT("duration", 'd', OPT_DOUBLE, &duration, "S", "stop after S seconds (60)"),
+		OPT("idle-exit", 'i', OPT_DOUBLE, &idle_exit, "S",
+		    "stop after S seconds without a message once one came (3)"),
+		OPT("ready-file", 'r', OPT_STR, &ready, "PATH", "created once consuming"),
+		OPT("delete-queue", 0, OPT_FLAG, &del, NULL, "delete the queue before leaving"),
+		OPT("label", 0, OPT_STR, &label, "S", NULL),
+		OPT_END
+	};
 	amqp_connection_state_t conn;
 	struct hist lat;
 	uint64_t n = 0, unacked = 0, last_tag = 0, first_rx = 0, last_rx = 0, min_ts = UINT64_MAX;
 	uint64_t parse_errors = 0, t_start, last_rx_mono = 0;
 	char list[1024], *save = NULL, *tok;
 
-	while ((ch = getopt_long(argc, argv, "u:q:x:b:p:k:n:d:i:r:", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'u': url = optarg; break;
-		case 'q': queue = optarg; break;
-		case 'x': exchange = optarg; break;
-		case 'b': binds = optarg; break;
-		case 'p': prefetch = parse_long_opt(PROG, "--prefetch", optarg); break;
-		case 'k': ack_every = parse_long_opt(PROG, "--ack-every", optarg); break;
-		case 'n': expect = parse_long_opt(PROG, "--expect", optarg); break;
-		case 'd': duration = parse_double_opt(PROG, "--duration", optarg); break;
-		case 'i': idle_exit = parse_double_opt(PROG, "--idle-exit", optarg); break;
-		case 'r': ready = optarg; break;
-		case 1: del = 1; break;
-		case 2: label = optarg; break;
-		default: usage();
-		}
-	}
-	if (url == NULL || queue == NULL || optind != argc || prefetch < 1 || prefetch > 65535)
-		usage();
+	bench_options(PROG, SYNOPSIS, opts, argc, argv);
+	if (url == NULL || queue == NULL || prefetch < 1 || prefetch > 65535)
+		bench_usage(PROG, SYNOPSIS, opts);
 	if (ack_every <= 0)
 		ack_every = prefetch / 4 > 0 ? prefetch / 4 : 1;
 	signal(SIGPIPE, SIG_IGN);

@@ -11,45 +11,35 @@
  */
 #include "bench_amqp.h"
 
-#include <getopt.h>
 #include <signal.h>
 
 #define PROG "amqp_pub"
 
-static void usage(void)
-{
-	fprintf(stderr,
-	    "usage: amqp_pub --url URL [options]\n"
-	    "  --exchange X      (notifications)\n"
-	    "  --no-declare      do not declare the exchange (topic, durable)\n"
-	    "  --declare-only    declare the exchange and exit\n"
-	    "  --delete-queue Q  delete queue Q (if it exists) and exit\n"
-	    "  --users U         round robin over user.0 .. user.(U-1) (1000)\n"
-	    "  --user-prefix P   user ids are P<i>\n"
-	    "  --broadcast       routing key \"broadcast\"\n"
-	    "  --rate R          messages per second, 0 = as fast as possible (0)\n"
-	    "  --count M         messages to send (10000)\n"
-	    "  --tick-ms T       token bucket tick (1)\n"
-	    "  --pad BYTES       extra body bytes (0)\n"
-	    "  --persistent      delivery mode 2 (default transient)\n"
-	    "  --label S\n");
-	exit(2);
-}
+#define SYNOPSIS "--url URL [options]"
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "url", 1, 0, 'u' }, { "exchange", 1, 0, 'x' }, { "no-declare", 0, 0, 1 },
-		{ "declare-only", 0, 0, 2 }, { "users", 1, 0, 'U' }, { "user-prefix", 1, 0, 3 },
-		{ "broadcast", 0, 0, 'b' }, { "rate", 1, 0, 'r' }, { "count", 1, 0, 'n' },
-		{ "tick-ms", 1, 0, 4 }, { "pad", 1, 0, 5 }, { "persistent", 0, 0, 6 }, { "label", 1, 0, 7 },
-		{ "delete-queue", 1, 0, 8 },
-		{ 0, 0, 0, 0 }
-	};
 	const char *url = NULL, *exchange = "notifications", *prefix = "", *label = "", *delq = NULL;
-	int declare = 1, declare_only = 0, bcast = 0, persistent = 0, ch;
+	int no_declare = 0, declare_only = 0, bcast = 0, persistent = 0;
 	long users = 1000, count = 10000, pad_len = 0;
 	double rate = 0, tick_ms = 1;
+	const struct bench_opt opts[] = {
+		OPT("url", 'u', OPT_STR, &url, "URL", NULL),
+		OPT("exchange", 'x', OPT_STR, &exchange, "X", "(notifications)"),
+		OPT("no-declare", 0, OPT_FLAG, &no_declare, NULL, "do not declare the exchange (topic, durable)"),
+		OPT("declare-only", 0, OPT_FLAG, &declare_only, NULL, "declare the exchange and exit"),
+		OPT("delete-queue", 0, OPT_STR, &delq, "Q", "delete queue Q (if it exists) and exit"),
+		OPT("users", 'U', OPT_LONG, &users, "U", "round robin over user.0 .. user.(U-1) (1000)"),
+		OPT("user-prefix", 0, OPT_STR, &prefix, "P", "user ids are P<i>"),
+		OPT("broadcast", 'b', OPT_FLAG, &bcast, NULL, "routing key \"broadcast\""),
+		OPT("rate", 'r', OPT_DOUBLE, &rate, "R", "messages per second, 0 = as fast as possible (0)"),
+		OPT("count", 'n', OPT_LONG, &count, "M", "messages to send (10000)"),
+		OPT("tick-ms", 0, OPT_DOUBLE, &tick_ms, "T", "token bucket tick (1)"),
+		OPT("pad", 0, OPT_LONG, &pad_len, "BYTES", "extra body bytes (0)"),
+		OPT("persistent", 0, OPT_FLAG, &persistent, NULL, "delivery mode 2 (default transient)"),
+		OPT("label", 0, OPT_STR, &label, "S", NULL),
+		OPT_END
+	};
 	amqp_connection_state_t conn;
 	amqp_basic_properties_t props;
 	char *pad, body[65536 + 512], user[160], rk[200];
@@ -57,27 +47,9 @@ int main(int argc, char **argv)
 	long sent = 0;
 	int rc = 0;
 
-	while ((ch = getopt_long(argc, argv, "u:x:U:br:n:", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'u': url = optarg; break;
-		case 'x': exchange = optarg; break;
-		case 1: declare = 0; break;
-		case 2: declare_only = 1; break;
-		case 'U': users = parse_long_opt(PROG, "--users", optarg); break;
-		case 3: prefix = optarg; break;
-		case 'b': bcast = 1; break;
-		case 'r': rate = parse_double_opt(PROG, "--rate", optarg); break;
-		case 'n': count = parse_long_opt(PROG, "--count", optarg); break;
-		case 4: tick_ms = parse_double_opt(PROG, "--tick-ms", optarg); break;
-		case 5: pad_len = parse_long_opt(PROG, "--pad", optarg); break;
-		case 6: persistent = 1; break;
-		case 7: label = optarg; break;
-		case 8: delq = optarg; break;
-		default: usage();
-		}
-	}
-	if (url == NULL || optind != argc || users < 1 || pad_len > 65536 || tick_ms <= 0)
-		usage();
+	bench_options(PROG, SYNOPSIS, opts, argc, argv);
+	if (url == NULL || users < 1 || pad_len > 65536 || tick_ms <= 0)
+		bench_usage(PROG, SYNOPSIS, opts);
 	signal(SIGPIPE, SIG_IGN);
 	conn = amqp_open_url(PROG, url);
 	if (delq != NULL) {
@@ -90,7 +62,7 @@ int main(int argc, char **argv)
 		amqp_destroy_connection(conn);
 		return ok != NULL ? 0 : 1;
 	}
-	if (declare)
+	if (!no_declare)
 		amqp_declare_exchange(PROG, conn, exchange);
 	if (declare_only) {
 		amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);

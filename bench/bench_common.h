@@ -10,13 +10,21 @@
  * seq: per-user sequence (unicast) or broadcast number; n: global publish
  * number; ts: CLOCK_REALTIME in ns when the publisher sent it (one clock for
  * all processes on the box).
+ *
+ * Options: every tool describes its options once, in a table of struct
+ * bench_opt; bench_options() parses argv with getopt_long from it and
+ * bench_usage() prints the usage from it.
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +246,7 @@ static inline long raise_nofile(void)
 	return (long)rl.rlim_cur;
 }
 
+__attribute__((noreturn))
 static inline void die(const char *prog, const char *msg)
 {
 	fprintf(stderr, "%s: %s\n", prog, msg);
@@ -272,22 +281,182 @@ static inline long parse_long_opt(const char *prog, const char *name, const char
 	return l;
 }
 
-/* Creates (atomically) a file whose presence tells a script we are ready. */
-static inline void touch_file(const char *path, const char *content)
+/* ---- options ------------------------------------------------------------ */
+enum bench_opt_kind {
+	OPT_STR,	/* const char **: the argument */
+	OPT_LONG,	/* long *: a number >= 0 */
+	OPT_INT,	/* int *: a number >= 0 that fits an int */
+	OPT_DOUBLE,	/* double *: a number >= 0 */
+	OPT_FLAG,	/* int *: set to 1; no argument */
+	OPT_FN		/* fn(prog, argument, dst) */
+};
+
+struct bench_opt {
+	const char *name;	/* long name without "--"; NULL: the letter only */
+	char letter;		/* short option; 0: none */
+	enum bench_opt_kind kind;
+	void *dst;
+	const char *arg;	/* the argument's name in the usage ("N", "ADDR") */
+	const char *help;	/* the rest of its usage line */
+	void (*fn)(const char *prog, const char *arg, void *dst);
+};
+
+/* Table entries: OPT("port", 'P', OPT_INT, &o.port, "N", "server port"),
+ * OPT_WITH(fn, "header", 0, buf, "'H: V'", "..."), OPT_END last. */
+#define OPT(name, letter, kind, dst, arg, help) { (name), (letter), (kind), (dst), (arg), (help), NULL }
+#define OPT_WITH(fn, name, letter, dst, arg, help) \
+	{ (name), (letter), OPT_FN, (dst), (arg), (help), (fn) }
+#define OPT_END { NULL, 0, OPT_STR, NULL, NULL, NULL, NULL }
+
+#define BENCH_OPTS_MAX 48
+
+/* The usage (to stderr), then exit(2).  synopsis follows "usage: prog ". */
+__attribute__((noreturn))
+static inline void bench_usage(const char *prog, const char *synopsis, const struct bench_opt *t)
+{
+	fprintf(stderr, "usage: %s %s\n", prog, synopsis);
+	for (; t->name != NULL || t->letter != 0; t++) {
+		char left[64];
+		int n = 0;
+
+		if (t->letter != 0)
+			n += snprintf(left + n, sizeof(left) - (size_t)n, "-%c%s", t->letter,
+			    t->name != NULL ? ", " : "");
+		if (t->name != NULL)
+			n += snprintf(left + n, sizeof(left) - (size_t)n, "--%s", t->name);
+		if (t->arg != NULL)
+			snprintf(left + n, sizeof(left) - (size_t)n, " %s", t->arg);
+		if (t->help != NULL)
+			fprintf(stderr, "  %-24s %s\n", left, t->help);
+		else
+			fprintf(stderr, "  %s\n", left);
+	}
+	exit(2);
+}
+
+/* Parses argv (every argument an option) into the table's places; a bad
+ * option, value or stray argument prints the usage; -h / --help too. */
+static inline void bench_options(const char *prog, const char *synopsis, const struct bench_opt *t,
+    int argc, char **argv)
+{
+	struct option lo[BENCH_OPTS_MAX + 2];
+	char shorts[2 * BENCH_OPTS_MAX + 2];
+	int n = 0, nl = 0, ns = 0, ch;
+
+	for (; t[n].name != NULL || t[n].letter != 0; n++) {
+		int has_arg = t[n].kind == OPT_FLAG ? no_argument : required_argument;
+
+		if (n >= BENCH_OPTS_MAX)
+			die(prog, "too many options");
+		if (t[n].name != NULL)
+			lo[nl++] = (struct option){ t[n].name, has_arg, NULL, 256 + n };
+		if (t[n].letter != 0) {
+			shorts[ns++] = t[n].letter;
+			if (has_arg == required_argument)
+				shorts[ns++] = ':';
+		}
+	}
+	lo[nl++] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[nl] = (struct option){ NULL, 0, NULL, 0 };
+	shorts[ns++] = 'h';
+	shorts[ns] = '\0';
+	while ((ch = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		const struct bench_opt *e = NULL;
+		char name[64];
+		long l;
+
+		if (ch >= 256 && ch < 256 + n)
+			e = &t[ch - 256];
+		else if (ch != 'h' && ch != '?' && ch != ':')
+			for (int i = 0; i < n && e == NULL; i++)
+				if (t[i].letter == ch)
+					e = &t[i];
+		if (e == NULL)
+			bench_usage(prog, synopsis, t);
+		if (e->name != NULL)
+			snprintf(name, sizeof(name), "--%s", e->name);
+		else
+			snprintf(name, sizeof(name), "-%c", e->letter);
+		switch (e->kind) {
+		case OPT_STR:
+			*(const char **)e->dst = optarg;
+			break;
+		case OPT_LONG:
+			*(long *)e->dst = parse_long_opt(prog, name, optarg);
+			break;
+		case OPT_INT:
+			l = parse_long_opt(prog, name, optarg);
+			if (l > INT_MAX) {
+				fprintf(stderr, "%s: bad value for %s: %s\n", prog, name, optarg);
+				exit(2);
+			}
+			*(int *)e->dst = (int)l;
+			break;
+		case OPT_DOUBLE:
+			*(double *)e->dst = parse_double_opt(prog, name, optarg);
+			break;
+		case OPT_FLAG:
+			*(int *)e->dst = 1;
+			break;
+		case OPT_FN:
+			e->fn(prog, optarg, e->dst);
+			break;
+		}
+	}
+	if (optind != argc)
+		bench_usage(prog, synopsis, t);
+}
+
+/* The request path: tmpl with every "{u}" replaced by user, cut to fit
+ * out (cap bytes, '\0' included). */
+static inline void path_for_user(char *out, size_t cap, const char *tmpl, const char *user)
+{
+	size_t pl = 0, ul = strlen(user);
+
+	for (const char *t = tmpl; *t != '\0'; t++) {
+		if (t[0] == '{' && t[1] == 'u' && t[2] == '}') {
+			if (pl + ul >= cap)
+				break;
+			memcpy(out + pl, user, ul);
+			pl += ul;
+			t += 2;
+		} else {
+			if (pl + 1 >= cap)
+				break;
+			out[pl++] = *t;
+		}
+	}
+	out[pl] = '\0';
+}
+
+/* dst = host:port, host an IPv4 address; dies otherwise. */
+static inline void ipv4_dst(const char *prog, struct sockaddr_in *dst, const char *host, int port)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->sin_family = AF_INET;
+	dst->sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &dst->sin_addr) != 1)
+		die(prog, "--host must be an IPv4 address");
+}
+
+/* Creates (atomically) a file whose presence tells a script we are ready.
+ * 0, or -1 if it could not be written; nothing to do without a path. */
+static inline int touch_file(const char *path, const char *content)
 {
 	char tmp[4096];
 	FILE *f;
 
 	if (path == NULL || path[0] == '\0')
-		return;
+		return 0;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "w");
 	if (f == NULL)
-		return;
+		return -1;
 	if (content != NULL)
 		fputs(content, f);
-	fclose(f);
-	rename(tmp, path);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -1;
+	return 0;
 }
 
 /* Sum of VmRSS (kB) over a comma-separated list of pids; -1 if none readable. */

@@ -14,7 +14,6 @@
 #include "bench_common.h"
 
 #include <arpa/inet.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -79,8 +78,6 @@ static void set_error(const char *s)
 static void send_request(struct hconn *c)
 {
 	char body[65536 + 512], user[160], path[600], head[1024 + 4096];
-	const char *t;
-	size_t pl = 0;
 	int n, hn;
 	long k = issued++;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -94,15 +91,7 @@ static void send_request(struct hconn *c)
 		snprintf(user, sizeof(user), "%s%ld", o.prefix, u);
 		n = body_format(body, sizeof(body), user, k / o.users, k, now_real_ns(), pad);
 	}
-	for (t = o.path; *t != '\0' && pl < sizeof(path) - 170; t++) {
-		if (t[0] == '{' && t[1] == 'u' && t[2] == '}') {
-			pl += (size_t)snprintf(path + pl, sizeof(path) - pl, "%s", user);
-			t += 2;
-		} else {
-			path[pl++] = *t;
-		}
-	}
-	path[pl] = '\0';
+	path_for_user(path, sizeof(path), o.path, user);
 	hn = snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %d\r\n%s\r\n", path, o.host, o.port, n, o.headers);
 	evbuffer_add(out, head, (size_t)hn);
@@ -356,41 +345,41 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(base);
 }
 
-static void usage(void)
+static void add_header(const char *prog, const char *arg, void *dst)
 {
-	fprintf(stderr,
-	    "usage: httpload --port N --path TEMPLATE [options]\n"
-	    "  --host ADDR         IPv4 server address (127.0.0.1)\n"
-	    "  --path TEMPLATE     e.g. /push or /pub/{u} ({u}: user id, or \"broadcast\")\n"
-	    "  --conns C           keep-alive connections (32)\n"
-	    "  --pipeline D        requests in flight per connection (1, at most 64)\n"
-	    "  --affinity          user u always on connection u %% C, broadcasts on 0: keeps\n"
-	    "                      each channel's publishes in order\n"
-	    "  --users U           round robin over user ids 0..U-1 (1000)\n"
-	    "  --user-prefix P\n"
-	    "  --broadcast         broadcast bodies\n"
-	    "  --rate R            requests per second, 0 = as fast as the connections go (0)\n"
-	    "  --count M           requests (10000)\n"
-	    "  --duration S        stop after S seconds anyway (60)\n"
-	    "  --header 'H: V'     extra request header (repeatable)\n"
-	    "  --pad BYTES\n"
-	    "  --label S\n");
-	exit(2);
+	char *h = dst;
+	size_t hl = strlen(h);
+
+	if (hl + strlen(arg) + 3 >= sizeof(o.headers))
+		die(prog, "too many headers");
+	snprintf(h + hl, sizeof(o.headers) - hl, "%s\r\n", arg);
 }
+
+#define SYNOPSIS "--port N --path TEMPLATE [options]"
+
+static const struct bench_opt opts[] = {
+	OPT("host", 'H', OPT_STR, &o.host, "ADDR", "IPv4 server address (127.0.0.1)"),
+	OPT("port", 'P', OPT_INT, &o.port, "N", NULL),
+	OPT("path", 'a', OPT_STR, &o.path, "TEMPLATE", "e.g. /push or /pub/{u} ({u}: user id, or \"broadcast\")"),
+	OPT("conns", 'c', OPT_LONG, &o.conns, "C", "keep-alive connections (32)"),
+	OPT("pipeline", 'd', OPT_LONG, &o.pipeline, "D", "requests in flight per connection (1, at most 64)"),
+	OPT("affinity", 0, OPT_FLAG, &o.affinity, NULL, "user u always on connection u % C, broadcasts on 0: "
+	    "keeps each channel's publishes in order"),
+	OPT("users", 'U', OPT_LONG, &o.users, "U", "round robin over user ids 0..U-1 (1000)"),
+	OPT("user-prefix", 0, OPT_STR, &o.prefix, "P", NULL),
+	OPT("broadcast", 'b', OPT_FLAG, &o.bcast, NULL, "broadcast bodies"),
+	OPT("rate", 'r', OPT_DOUBLE, &o.rate, "R", "requests per second, 0 = as fast as the connections go (0)"),
+	OPT("count", 'n', OPT_LONG, &o.count, "M", "requests (10000)"),
+	OPT("duration", 0, OPT_DOUBLE, &o.duration, "S", "stop after S seconds anyway (60)"),
+	OPT_WITH(add_header, "header", 0, o.headers, "'H: V'", "extra request header (repeatable)"),
+	OPT("pad", 0, OPT_LONG, &o.pad_len, "BYTES", NULL),
+	OPT("label", 0, OPT_STR, &o.label, "S", NULL),
+	OPT_END
+};
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "host", 1, 0, 'H' }, { "port", 1, 0, 'P' }, { "path", 1, 0, 'a' }, { "conns", 1, 0, 'c' },
-		{ "pipeline", 1, 0, 'd' }, { "users", 1, 0, 'U' }, { "user-prefix", 1, 0, 1 },
-		{ "broadcast", 0, 0, 'b' }, { "rate", 1, 0, 'r' }, { "count", 1, 0, 'n' },
-		{ "duration", 1, 0, 2 }, { "header", 1, 0, 3 }, { "pad", 1, 0, 4 }, { "label", 1, 0, 5 },
-		{ "affinity", 0, 0, 6 },
-		{ 0, 0, 0, 0 }
-	};
 	struct timeval tv = { 0, 1000 };
-	int ch;
-	size_t hl = 0;
 
 	o.host = "127.0.0.1";
 	o.port = 8081;
@@ -402,38 +391,11 @@ int main(int argc, char **argv)
 	o.users = 1000;
 	o.count = 10000;
 	o.duration = 60;
-	while ((ch = getopt_long(argc, argv, "H:P:a:c:d:U:br:n:", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'H': o.host = optarg; break;
-		case 'P': o.port = (int)parse_long_opt(PROG, "--port", optarg); break;
-		case 'a': o.path = optarg; break;
-		case 'c': o.conns = parse_long_opt(PROG, "--conns", optarg); break;
-		case 'd': o.pipeline = parse_long_opt(PROG, "--pipeline", optarg); break;
-		case 'U': o.users = parse_long_opt(PROG, "--users", optarg); break;
-		case 1: o.prefix = optarg; break;
-		case 'b': o.bcast = 1; break;
-		case 'r': o.rate = parse_double_opt(PROG, "--rate", optarg); break;
-		case 'n': o.count = parse_long_opt(PROG, "--count", optarg); break;
-		case 2: o.duration = parse_double_opt(PROG, "--duration", optarg); break;
-		case 3:
-			if (hl + strlen(optarg) + 3 >= sizeof(o.headers))
-				die(PROG, "too many headers");
-			hl += (size_t)snprintf(o.headers + hl, sizeof(o.headers) - hl, "%s\r\n", optarg);
-			break;
-		case 4: o.pad_len = parse_long_opt(PROG, "--pad", optarg); break;
-		case 5: o.label = optarg; break;
-		case 6: o.affinity = 1; break;
-		default: usage();
-		}
-	}
-	if (o.path == NULL || optind != argc || o.conns < 1 || o.pipeline < 1 || o.pipeline > MAXPIPE ||
+	bench_options(PROG, SYNOPSIS, opts, argc, argv);
+	if (o.path == NULL || o.conns < 1 || o.pipeline < 1 || o.pipeline > MAXPIPE ||
 	    o.users < 1 || o.pad_len > 65536)
-		usage();
-	memset(&dst, 0, sizeof(dst));
-	dst.sin_family = AF_INET;
-	dst.sin_port = htons((uint16_t)o.port);
-	if (inet_pton(AF_INET, o.host, &dst.sin_addr) != 1)
-		die(PROG, "--host must be an IPv4 address");
+		bench_usage(PROG, SYNOPSIS, opts);
+	ipv4_dst(PROG, &dst, o.host, o.port);
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	pad = make_pad(o.pad_len);

@@ -118,31 +118,21 @@ static int receiver(const struct floor_opts *o, const struct sockaddr_in *srv, i
 	return 0;
 }
 
+#define SYNOPSIS "[-n N] [--threads T] [--rounds R] [--interval-ms MS] [--size BYTES] [--timeout S]"
+
 static int parse_opts(int argc, char **argv, struct floor_opts *o)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		int *v = NULL;
+	const struct bench_opt opts[] = {
+		OPT(NULL, 'n', OPT_INT, &o->n, "N", "connections (10000)"),
+		OPT("threads", 0, OPT_INT, &o->threads, "T", "sender threads (1, at most 16)"),
+		OPT("rounds", 0, OPT_INT, &o->rounds, "R", "broadcasts (10)"),
+		OPT("interval-ms", 0, OPT_INT, &o->interval_ms, "MS", "between broadcasts (200)"),
+		OPT("size", 0, OPT_INT, &o->size, "BYTES", "message size (100, 8 to 4096)"),
+		OPT("timeout", 0, OPT_INT, &o->timeout_s, "S", "longest wait for a round (30)"),
+		OPT_END
+	};
 
-		if (strcmp(a, "-n") == 0)
-			v = &o->n;
-		else if (strcmp(a, "--threads") == 0)
-			v = &o->threads;
-		else if (strcmp(a, "--rounds") == 0)
-			v = &o->rounds;
-		else if (strcmp(a, "--interval-ms") == 0)
-			v = &o->interval_ms;
-		else if (strcmp(a, "--size") == 0)
-			v = &o->size;
-		else if (strcmp(a, "--timeout") == 0)
-			v = &o->timeout_s;
-		if (v == NULL || i + 1 >= argc) {
-			fprintf(stderr, "usage: tcpfloor [-n N] [--threads T] [--rounds R] [--interval-ms MS] "
-			    "[--size BYTES] [--timeout S]\n");
-			return -1;
-		}
-		*v = atoi(argv[++i]);
-	}
+	bench_options("tcpfloor", SYNOPSIS, opts, argc, argv);
 	if (o->n < 1 || o->threads < 1 || o->threads > MAX_THREADS || o->rounds < 1 ||
 	    o->size < 8 || o->size > MAX_SIZE || o->interval_ms < 0 || o->timeout_s < 1) {
 		fprintf(stderr, "tcpfloor: option out of range\n");

@@ -111,17 +111,14 @@ int main(int argc, char **argv)
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	struct epoll_event ev = { .events = EPOLLIN }, evs[256];
 	uint64_t accepted = 0, upgraded = 0, bad = 0, end;
+	const struct bench_opt opts[] = {
+		OPT("port", 0, OPT_INT, &port, "P", "listen on 127.0.0.1:P"),
+		OPT("ready-file", 0, OPT_STR, &ready_file, "F", "created once listening"),
+		OPT("duration", 0, OPT_DOUBLE, &duration, "S", "exit after S seconds (600)"),
+		OPT_END
+	};
 
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--port") == 0)
-			port = atoi(argv[i + 1]);
-		else if (strcmp(argv[i], "--ready-file") == 0)
-			ready_file = argv[i + 1];
-		else if (strcmp(argv[i], "--duration") == 0)
-			duration = parse_double_opt("wsfloor", "--duration", argv[i + 1]);
-		else
-			die("wsfloor", "usage: wsfloor --port P [--ready-file F] [--duration S]");
-	}
+	bench_options("wsfloor", "--port P [--ready-file F] [--duration S]", opts, argc, argv);
 	if (port <= 0 || port > 65535)
 		die("wsfloor", "--port is required");
 	maxfd = raise_nofile();
@@ -143,13 +140,8 @@ int main(int argc, char **argv)
 	ev.data.fd = ls;
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev) < 0)
 		die("wsfloor", strerror(errno));
-	if (ready_file != NULL) {
-		FILE *f = fopen(ready_file, "w");
-
-		if (f == NULL)
-			die("wsfloor", "cannot write the ready file");
-		fclose(f);
-	}
+	if (touch_file(ready_file, NULL) != 0)
+		die("wsfloor", "cannot write the ready file");
 	end = now_mono_ns() + (uint64_t)(duration * 1e9);
 	while (!stop && now_mono_ns() < end) {
 		int n = epoll_wait(ep, evs, 256, 200);

@@ -25,7 +25,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -621,8 +620,6 @@ static void conn_start(struct conn *c)
 	unsigned char key[16];
 	char key64[32];
 	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const char *t;
-	size_t pl = 0;
 
 	if (R->first_start_ns == 0)
 		R->first_start_ns = now_real_ns();
@@ -654,17 +651,8 @@ static void conn_start(struct conn *c)
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
 	bufferevent_enable(c->bev, EV_READ);
 
-	/* Request path with {u} replaced by the user id. */
 	user_name(user, sizeof(user), c->user);
-	for (t = o.path; *t != '\0' && pl < sizeof(path) - 160; t++) {
-		if (t[0] == '{' && t[1] == 'u' && t[2] == '}') {
-			pl += (size_t)snprintf(path + pl, sizeof(path) - pl, "%s", user);
-			t += 2;
-		} else {
-			path[pl++] = *t;
-		}
-	}
-	path[pl] = '\0';
+	path_for_user(path, sizeof(path), o.path, user);
 	for (int i = 0; i < 16; i += 4) {
 		unsigned r = rnd();
 
@@ -883,56 +871,87 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static void usage(void)
+#define SYNOPSIS "[options]"
+
+static const char *proto_name, *stomp_subs;
+
+static const struct bench_opt opts[] = {
+	OPT("target", 0, OPT_STR, &o.target, "notifyd|nchan|webstomp", "presets for --proto and --path"),
+	OPT("proto", 0, OPT_STR, &proto_name, "ws|stomp", "plain WebSocket text frames or STOMP over WebSocket"),
+	OPT("host", 0, OPT_STR, &o.host, "ADDR", "server (IPv4), default 127.0.0.1"),
+	OPT("port", 0, OPT_INT, &o.port, "N", NULL),
+	OPT("path", 0, OPT_STR, &o.path, "TEMPLATE", "request path; {u} is replaced by the user id"),
+	OPT("conns", 'n', OPT_LONG, &o.conns, "N", "connections (default 1000)"),
+	OPT("users", 0, OPT_LONG, &o.users, "U", "users; connection i belongs to user i % U (default N)"),
+	OPT("per-user", 0, OPT_LONG, &o.per_user, "K", "K connections per user instead (connection i -> user i / K)"),
+	OPT("user-prefix", 0, OPT_STR, &o.user_prefix, "S", "prefix of user ids (default none)"),
+	OPT("src-base", 0, OPT_LONG, &o.src_base, "B", "source addresses 127.0.0.B .. 127.0.0.(B+C-1) (2, 200)"),
+	OPT("src-count", 0, OPT_LONG, &o.src_count, "C", NULL),
+	OPT("concurrency", 'c', OPT_LONG, &o.concurrency, "C", "handshakes in flight (default 1000)"),
+	OPT("connect-timeout", 0, OPT_DOUBLE, &o.connect_timeout, "S",
+	    "give up on connections not ready after S s (default 120)"),
+	OPT("stall-timeout", 0, OPT_DOUBLE, &o.stall_timeout, "S",
+	    "... or when none got ready or failed for S s (default 20)"),
+	OPT("procs", 'j', OPT_LONG, &o.procs, "P", "processes sharing the connections (default 1)"),
+	OPT("stomp-subs", 0, OPT_STR, &stomp_subs, "LIST", "user,broadcast (default both)"),
+	OPT("stomp-login", 0, OPT_STR, &o.login, "L", "(guest)"),
+	OPT("stomp-passcode", 0, OPT_STR, &o.passcode, "P", "(guest)"),
+	OPT("stomp-vhost", 0, OPT_STR, &o.vhost, "V", "(/)"),
+	OPT("exchange", 0, OPT_STR, &o.exchange, "X", "STOMP destination exchange (notifications)"),
+	OPT("server-pids", 0, OPT_STR, &o.server_pids, "LIST",
+	    "pids whose VmRSS is summed before and after connecting"),
+	OPT("settle", 0, OPT_DOUBLE, &o.settle, "S", "wait after connecting before reading RSS (default 1)"),
+	OPT("ready-file", 0, OPT_STR, &o.ready_file, "PATH", "created when connected (and RSS read)"),
+	OPT("hold", 0, OPT_DOUBLE, &o.hold, "S", "with nothing expected: stay connected S s (default 0)"),
+	OPT("expect-unicast", 0, OPT_LONG, &o.expect_unicast, "M",
+	    "unicast messages the publisher sends round robin"),
+	OPT("unicast-users", 0, OPT_LONG, &o.unicast_users, "U",
+	    "users the publisher cycles through (default: users)"),
+	OPT("expect-bcast", 0, OPT_LONG, &o.expect_bcast, "B", "broadcasts the publisher sends (seq 0..B-1)"),
+	OPT("duration", 0, OPT_DOUBLE, &o.duration, "S", "longest run after ready (default 60)"),
+	OPT("idle-exit", 0, OPT_DOUBLE, &o.idle_exit, "S", "stop after S s without a message (default 3)"),
+	OPT("label", 0, OPT_STR, &o.label, "S", "copied into the JSON output"),
+	OPT("jwt-secret", 0, OPT_STR, &o.jwt_secret, "S",
+	    "send an HS256 token (sub = user id) as Authorization: Bearer"),
+	OPT_END
+};
+
+/* --target's presets for what --proto and --path did not set. */
+static void apply_target(void)
 {
-	fprintf(stderr,
-	    "usage: wsload [options]\n"
-	    "  --target notifyd|nchan|webstomp  presets for --proto and --path\n"
-	    "  --proto ws|stomp       plain WebSocket text frames or STOMP over WebSocket\n"
-	    "  --host ADDR --port N   server (IPv4), default 127.0.0.1\n"
-	    "  --path TEMPLATE        request path; {u} is replaced by the user id\n"
-	    "  -n, --conns N          connections (default 1000)\n"
-	    "  --users U              users; connection i belongs to user i %% U (default N)\n"
-	    "  --per-user K           K connections per user instead (connection i -> user i / K)\n"
-	    "  --user-prefix S        prefix of user ids (default none)\n"
-	    "  --src-base B --src-count C  source addresses 127.0.0.B .. 127.0.0.(B+C-1) (2, 200)\n"
-	    "  --concurrency C        handshakes in flight (default 1000)\n"
-	    "  --connect-timeout S    give up on connections not ready after S s (default 120)\n"
-	    "  --stall-timeout S      ... or when none got ready or failed for S s (default 20)\n"
-	    "  --procs P              processes sharing the connections (default 1)\n"
-	    "  --stomp-subs LIST      user,broadcast (default both)\n"
-	    "  --stomp-login L --stomp-passcode P --stomp-vhost V  (guest, guest, /)\n"
-	    "  --exchange X           STOMP destination exchange (notifications)\n"
-	    "  --server-pids LIST     pids whose VmRSS is summed before and after connecting\n"
-	    "  --settle S             wait after connecting before reading RSS (default 1)\n"
-	    "  --ready-file PATH      created when connected (and RSS read)\n"
-	    "  --hold S               with nothing expected: stay connected S s (default 0)\n"
-	    "  --expect-unicast M     unicast messages the publisher sends round robin\n"
-	    "  --unicast-users U      users the publisher cycles through (default: users)\n"
-	    "  --expect-bcast B       broadcasts the publisher sends (seq 0..B-1)\n"
-	    "  --duration S           longest run after ready (default 60)\n"
-	    "  --idle-exit S          stop after S s without a message (default 3)\n"
-	    "  --label S              copied into the JSON output\n"
-	    "  --jwt-secret S         send an HS256 token (sub = user id) as Authorization: Bearer\n");
-	exit(2);
+	static const struct {
+		const char *target;
+		enum proto proto;
+		const char *path;
+	} presets[] = {
+		{ "notifyd", PROTO_WS, "/ws?userId={u}" },
+		{ "nchan", PROTO_WS, "/sub/{u}" },
+		{ "webstomp", PROTO_STOMP, "/ws" },
+	};
+	size_t i = 0;
+
+	while (i < sizeof(presets) / sizeof(presets[0]) && strcmp(o.target, presets[i].target) != 0)
+		i++;
+	if (i == sizeof(presets) / sizeof(presets[0]))
+		bench_usage(PROG, SYNOPSIS, opts);
+	if (proto_name == NULL)
+		o.proto = presets[i].proto;
+	else if (strcmp(proto_name, "ws") == 0)
+		o.proto = PROTO_WS;
+	else if (strcmp(proto_name, "stomp") == 0)
+		o.proto = PROTO_STOMP;
+	else
+		bench_usage(PROG, SYNOPSIS, opts);
+	if (o.path == NULL)
+		o.path = presets[i].path;
+	if (stomp_subs != NULL) {
+		o.sub_user = strstr(stomp_subs, "user") != NULL;
+		o.sub_bcast = strstr(stomp_subs, "broadcast") != NULL;
+	}
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "target", 1, 0, 't' }, { "proto", 1, 0, 'p' }, { "host", 1, 0, 'H' }, { "port", 1, 0, 'P' },
-		{ "path", 1, 0, 'a' }, { "conns", 1, 0, 'n' }, { "users", 1, 0, 'u' }, { "per-user", 1, 0, 'k' },
-		{ "src-base", 1, 0, 1 }, { "src-count", 1, 0, 2 }, { "concurrency", 1, 0, 'c' },
-		{ "connect-timeout", 1, 0, 3 }, { "procs", 1, 0, 'j' }, { "stomp-subs", 1, 0, 4 },
-		{ "stomp-login", 1, 0, 5 }, { "stomp-passcode", 1, 0, 6 }, { "stomp-vhost", 1, 0, 7 },
-		{ "server-pids", 1, 0, 8 }, { "settle", 1, 0, 9 }, { "ready-file", 1, 0, 10 },
-		{ "hold", 1, 0, 11 }, { "expect-unicast", 1, 0, 12 }, { "expect-bcast", 1, 0, 13 },
-		{ "unicast-users", 1, 0, 14 }, { "duration", 1, 0, 15 }, { "idle-exit", 1, 0, 16 },
-		{ "label", 1, 0, 17 }, { "user-prefix", 1, 0, 18 }, { "exchange", 1, 0, 19 },
-		{ "stall-timeout", 1, 0, 20 }, { "jwt-secret", 1, 0, 21 },
-		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
-	};
-	int ch, path_set = 0, proto_set = 0;
 	int (*to_child)[2], (*from_child)[2];
 	pid_t *pids;
 	struct result *tot, *r;
@@ -944,7 +963,6 @@ int main(int argc, char **argv)
 
 	o.host = "127.0.0.1";
 	o.port = 8081;
-	o.path = "/ws?userId={u}";
 	o.target = "notifyd";
 	o.conns = 1000;
 	o.src_base = 2;
@@ -962,86 +980,17 @@ int main(int argc, char **argv)
 	o.idle_exit = 3;
 	o.label = "";
 	o.user_prefix = "";
-	while ((ch = getopt_long(argc, argv, "n:j:c:h", lo, NULL)) != -1) {
-		switch (ch) {
-		case 't':
-			o.target = optarg;
-			if (strcmp(optarg, "notifyd") == 0) {
-				if (!proto_set)
-					o.proto = PROTO_WS;
-				if (!path_set)
-					o.path = "/ws?userId={u}";
-			} else if (strcmp(optarg, "nchan") == 0) {
-				if (!proto_set)
-					o.proto = PROTO_WS;
-				if (!path_set)
-					o.path = "/sub/{u}";
-			} else if (strcmp(optarg, "webstomp") == 0) {
-				if (!proto_set)
-					o.proto = PROTO_STOMP;
-				if (!path_set)
-					o.path = "/ws";
-			} else {
-				usage();
-			}
-			break;
-		case 'p':
-			proto_set = 1;
-			if (strcmp(optarg, "ws") == 0)
-				o.proto = PROTO_WS;
-			else if (strcmp(optarg, "stomp") == 0)
-				o.proto = PROTO_STOMP;
-			else
-				usage();
-			break;
-		case 'H': o.host = optarg; break;
-		case 'P': o.port = (int)parse_long_opt(PROG, "--port", optarg); break;
-		case 'a': o.path = optarg; path_set = 1; break;
-		case 'n': o.conns = parse_long_opt(PROG, "--conns", optarg); break;
-		case 'u': o.users = parse_long_opt(PROG, "--users", optarg); break;
-		case 'k': o.per_user = parse_long_opt(PROG, "--per-user", optarg); break;
-		case 1: o.src_base = parse_long_opt(PROG, "--src-base", optarg); break;
-		case 2: o.src_count = parse_long_opt(PROG, "--src-count", optarg); break;
-		case 'c': o.concurrency = parse_long_opt(PROG, "--concurrency", optarg); break;
-		case 3: o.connect_timeout = parse_double_opt(PROG, "--connect-timeout", optarg); break;
-		case 'j': o.procs = parse_long_opt(PROG, "--procs", optarg); break;
-		case 4:
-			o.sub_user = strstr(optarg, "user") != NULL;
-			o.sub_bcast = strstr(optarg, "broadcast") != NULL;
-			break;
-		case 5: o.login = optarg; break;
-		case 6: o.passcode = optarg; break;
-		case 7: o.vhost = optarg; break;
-		case 8: o.server_pids = optarg; break;
-		case 9: o.settle = parse_double_opt(PROG, "--settle", optarg); break;
-		case 10: o.ready_file = optarg; break;
-		case 11: o.hold = parse_double_opt(PROG, "--hold", optarg); break;
-		case 12: o.expect_unicast = parse_long_opt(PROG, "--expect-unicast", optarg); break;
-		case 13: o.expect_bcast = parse_long_opt(PROG, "--expect-bcast", optarg); break;
-		case 14: o.unicast_users = parse_long_opt(PROG, "--unicast-users", optarg); break;
-		case 15: o.duration = parse_double_opt(PROG, "--duration", optarg); break;
-		case 16: o.idle_exit = parse_double_opt(PROG, "--idle-exit", optarg); break;
-		case 17: o.label = optarg; break;
-		case 18: o.user_prefix = optarg; break;
-		case 19: o.exchange = optarg; break;
-		case 20: o.stall_timeout = parse_double_opt(PROG, "--stall-timeout", optarg); break;
-		case 21: o.jwt_secret = optarg; break;
-		default: usage();
-		}
-	}
-	if (optind != argc || o.conns < 1 || o.procs < 1 || o.procs > 64 || o.src_count < 1 ||
+	bench_options(PROG, SYNOPSIS, opts, argc, argv);
+	apply_target();
+	if (o.conns < 1 || o.procs < 1 || o.procs > 64 || o.src_count < 1 ||
 	    o.src_base < 1 || o.src_base + o.src_count > 255 || o.concurrency < 1 ||
 	    (o.proto == PROTO_STOMP && !o.sub_user && !o.sub_bcast))
-		usage();
+		bench_usage(PROG, SYNOPSIS, opts);
 	if (o.users == 0)
 		o.users = o.per_user > 0 ? (o.conns + o.per_user - 1) / o.per_user : o.conns;
 	if (o.unicast_users == 0)
 		o.unicast_users = o.users;
-	memset(&dst, 0, sizeof(dst));
-	dst.sin_family = AF_INET;
-	dst.sin_port = htons((uint16_t)o.port);
-	if (inet_pton(AF_INET, o.host, &dst.sin_addr) != 1)
-		die(PROG, "--host must be an IPv4 address");
+	ipv4_dst(PROG, &dst, o.host, o.port);
 	nofile = raise_nofile();
 	if (nofile > 0 && (o.conns + o.procs - 1) / o.procs + 64 > nofile)
 		fprintf(stderr, "wsload: warning: %ld connections per process, open files limited to %ld; "

@@ -30,8 +30,7 @@ sys.dont_write_bytecode = True
 
 import harness  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BROKER_SH = os.path.join(os.path.dirname(HERE), "lib", "broker.sh")
+BROKER_SH = harness.BROKER_SH
 
 
 # --------------------------------------------------------------------------
@@ -161,12 +160,8 @@ def start_notifyd(request, session, vhost, workdir, queue_name):
 
     def factory(name=None, wait=True, ready_timeout=15, queue_name=queue_name, amqp_url=None,
                 **config):
-        name = name or ("notifyd" if not started else "notifyd%d" % (len(started) + 1))
-        d = harness.Notifyd(session.binary, workdir, amqp_url or vhost.url, queue_name,
-                            name=name, **config)
-        started.append(d)
-        d.start(wait=wait, timeout=ready_timeout)
-        return d
+        return _launch(started, harness.Notifyd, session.binary, workdir, amqp_url or vhost.url,
+                       queue_name, name, wait, ready_timeout, **config)
 
     yield factory
 
@@ -199,6 +194,17 @@ def start_notifyd(request, session, vhost, workdir, queue_name):
         pytest.fail("; ".join(problems), pytrace=False)
 
 
+def _launch(started, cls, binary, workdir, amqp_url, queue_name, name, wait, ready_timeout,
+            **kw):
+    """Start a cls (harness.Notifyd or NotifydX) for start_notifyd(_x), named
+    notifyd, notifyd2, ... unless name is given; listed in started."""
+    name = name or ("notifyd" if not started else "notifyd%d" % (len(started) + 1))
+    d = cls(binary, workdir, amqp_url, queue_name, name=name, **kw)
+    started.append(d)
+    d.start(wait=wait, timeout=ready_timeout)
+    return d
+
+
 @pytest.fixture
 def notifyd(start_notifyd):
     """A notifyd with the test defaults."""
@@ -223,18 +229,12 @@ def publisher(vhost):
 
 
 @pytest.fixture
-def ws_client():
+def ws_client(url_client):
     """Factory: ws_client(daemon, user, **websockets.connect options)."""
-    clients = []
-
     def factory(daemon, user, **kw):
-        c = harness.WSClient(daemon.ws_url(user), **kw)
-        clients.append(c)
-        return c
+        return url_client(daemon.ws_url(user), **kw)
 
-    yield factory
-    for c in clients:
-        c.close(timeout=2)
+    return factory
 
 
 @pytest.fixture
@@ -405,12 +405,9 @@ def start_notifyd_x(request, session, vhost, workdir, queue_name, start_notifyd)
 
     def factory(name=None, wait=True, ready_timeout=15, queue_name=queue_name, amqp_url=None,
                 extra_env=None, ssl_context=None, binary=None, **config):
-        name = name or ("notifyd" if not started else "notifyd%d" % (len(started) + 1))
-        d = harness.NotifydX(binary or session.binary, workdir, amqp_url or vhost.url, queue_name,
-                             name=name, extra_env=extra_env, ssl_context=ssl_context, **config)
-        started.append(d)
-        d.start(wait=wait, timeout=ready_timeout)
-        return d
+        return _launch(started, harness.NotifydX, binary or session.binary, workdir,
+                       amqp_url or vhost.url, queue_name, name, wait, ready_timeout,
+                       extra_env=extra_env, ssl_context=ssl_context, **config)
 
     return factory
 

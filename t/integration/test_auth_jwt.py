@@ -83,20 +83,21 @@ def claims(sub="3", ttl=300, **extra):
     return {k: v for k, v in c.items() if v is not None}
 
 
-def rsa_keys(d, name):
+def key_pair(d, name, *genpkey_args):
+    """(private key file, public key file) made by openssl genpkey."""
     priv = os.path.join(d, name + ".key")
     pub = os.path.join(d, name + ".pub.pem")
-    harness.openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", priv)
+    harness.openssl("genpkey", *genpkey_args, "-out", priv)
     harness.openssl("pkey", "-in", priv, "-pubout", "-out", pub)
     return priv, pub
+
+
+def rsa_keys(d, name):
+    return key_pair(d, name, "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048")
 
 
 def ec_keys(d, name):
-    priv = os.path.join(d, name + ".key")
-    pub = os.path.join(d, name + ".pub.pem")
-    harness.openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", priv)
-    harness.openssl("pkey", "-in", priv, "-pubout", "-out", pub)
-    return priv, pub
+    return key_pair(d, name, "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256")
 
 
 # ---- helpers ----------------------------------------------------------------------

@@ -2,10 +2,8 @@
 kernel for every target connection.  So after kill -9 at any instant, every
 message published is either received by the client or still in the queue."""
 
-import json
 import os
 import random
-import threading
 import time
 
 import pytest
@@ -33,46 +31,27 @@ def test_kill9_midstream_loses_nothing(start_notifyd, ws_client, vhost, queue_na
         kill_at = rng.randint(int(lo), int(hi))
         extra = rng.uniform(0, 0.01)
 
-        published = [0]
-        err = []
-
-        def pub():
-            try:
-                p = harness.Publisher(vhost)
-                for i in range(N):
-                    p.publish("user.9", '{"seq":%d}' % (base + i))
-                    published[0] = i + 1
-                p.close()
-            except Exception as e:  # noqa: BLE001
-                err.append(e)
-
-        t = threading.Thread(target=pub, daemon=True)
-        t.start()
-        harness.wait_until(lambda: published[0] >= kill_at or err or not t.is_alive(), 60, 0.001,
-                           "%d messages published" % kill_at)
+        t = harness.SeqPublisher(vhost, "user.9", N, base=base).start()
+        t.wait_published(kill_at, 60)
         time.sleep(extra)
         received_before_kill = c.received
         d.kill9()
         t.join(120)
         assert not t.is_alive(), "publisher stuck"
-        assert not err, "publisher failed: %r" % err
+        assert not t.errors, "publisher failed: %r" % t.errors
         try:
             c.wait_closed(5)
         except TimeoutError:
             pytest.fail("client still connected 5s after notifyd was killed")
 
-        got = [json.loads(m)["seq"] for _, m in c.arrivals]
-        vhost.wait_no_consumer(queue_name)
-        left = [json.loads(b)["seq"] for _, b, _ in vhost.drain(queue_name)]
-        want = set(range(base, base + N))
-        stray = (set(got) | set(left)) - want
-        lost = sorted(want - set(got) - set(left))
-        dups = len(got) + len(left) - len(set(got) | set(left))
+        got = harness.received_seqs(c)
+        left = harness.queued_seqs(vhost, queue_name)
+        lost, dups, stray = harness.seq_coverage(range(base, base + N), got, left)
         note("rep %d: killed after %d published (+%.1fms), client had %d; received %d, left in "
              "queue %d, duplicates %d, lost %d"
              % (rep, kill_at, extra * 1000, received_before_kill, len(got), len(left), dups, len(lost)))
         if stray:
-            failures.append("rep %d: unexpected seqs %r" % (rep, sorted(stray)[:10]))
+            failures.append("rep %d: unexpected seqs %r" % (rep, stray[:10]))
         if lost:
             failures.append("rep %d: lost %d messages (acked but never received), first %r"
                             % (rep, len(lost), lost[:20]))

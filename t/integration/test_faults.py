@@ -438,12 +438,7 @@ def test_connection_blocked_push_503_consumer_keeps_delivering(faults_broker, ow
         proxy.set_mode("drop")
         harness.wait_until(lambda: d.health()[0] == 503, 10, 0.05, "/health 503")
         queued = [('{"seq":%d}' % i).encode() for i in range(300)]
-        p = harness.Publisher(own_vhost)
-        try:
-            for b in queued:
-                p.publish("user.bl", b)
-        finally:
-            p.close()
+        harness.publish_all(own_vhost, [("user.bl", b) for b in queued])
         try:
             br.ctl("set_vm_memory_high_watermark", "0.0000001")
             harness.wait_until(lambda: _alarm_on(br), 20, 0.2, "the memory alarm")
@@ -510,12 +505,7 @@ def test_sigterm_under_load(start_notifyd, vhost, queue_name, raw_client, swarm,
     assert r.ok == len(names), (r.statuses, r.errors)
     slow = raw_client(d, "t-slow", rcvbuf=4096)
     big = [('{"seq":%d,"big":"%s"}' % (900000 + i, "s" * 65536)).encode() for i in range(100)]
-    p = harness.Publisher(vhost)
-    try:
-        for b in big:
-            p.publish("user.t-slow", b)
-    finally:
-        p.close()
+    harness.publish_all(vhost, [("user.t-slow", b) for b in big])
     stream = scenarios.Stream()
     for i, b in enumerate(big):
         stream.add(900000 + i, "t-slow")

@@ -5,7 +5,6 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 
 import pytest
@@ -171,38 +170,20 @@ def test_sigterm_mid_burst_every_message_received_or_queued(start_notifyd, ws_cl
     d = start_notifyd(drain_timeout="5s", amqp_prefetch="64")
     conns = [ws_client(d, 66), ws_client(d, 66)]
     n = 1500
-    published = [0]
-    err = []
-
-    def pub():
-        try:
-            p = harness.Publisher(vhost)
-            for i in range(n):
-                p.publish("user.66", '{"seq":%d}' % i)
-                published[0] = i + 1
-            p.close()
-        except Exception as e:  # noqa: BLE001
-            err.append(e)
-
-    t = threading.Thread(target=pub, daemon=True)
-    t.start()
+    t = harness.SeqPublisher(vhost, "user.66", n).start()
     harness.wait_until(lambda: conns[0].received >= 200, 30, 0.005, "200 messages received")
-    t0 = time.monotonic()
-    d.signal(signal.SIGTERM)
-    code = d.wait_exit(drain + 2)
-    took = time.monotonic() - t0
+    code, took = d.signal_and_wait(signal.SIGTERM, drain + 2)
     t.join(60)
-    assert not err, err
+    assert not t.errors, t.errors
     assert code == 0, "exit status %s %.1fs after SIGTERM" % (code, took)
     assert took <= drain + 1, "took %.1fs to exit (drain_timeout %.0fs)" % (took, drain)
     for c in conns:
         assert c.wait_closed(3) == 1001, c.close_code
-    vhost.wait_no_consumer(d.queue)
-    left = {json.loads(b)["seq"] for _, b, _ in vhost.drain(d.queue)}
+    left = set(harness.queued_seqs(vhost, d.queue))
     for i, c in enumerate(conns):
-        got = [json.loads(m)["seq"] for _, m in c.arrivals]
+        got = harness.received_seqs(c)
         assert got == sorted(got), "connection %d got messages out of order" % i
-        lost = sorted(set(range(n)) - set(got) - left)
+        lost = harness.seq_coverage(range(n), got, left).lost
         assert not lost, "connection %d lost %d messages: %r" % (i, len(lost), lost[:20])
     note("received %d and %d, left in queue %d, exit after %.2fs" % (
         conns[0].received, conns[1].received, len(left), took))
@@ -232,10 +213,7 @@ def test_second_sigterm_during_slow_drain_stops_at_once(start_notifyd, raw_clien
     time.sleep(1.5)
     assert d.running(), "notifyd exited although the slow client holds unwritten frames " \
         "(drain_timeout 30s):\n" + d.log_tail(10)
-    t0 = time.monotonic()
-    d.signal(signal.SIGTERM)
-    code = d.wait_exit(3)
-    took = time.monotonic() - t0
+    code, took = d.signal_and_wait(signal.SIGTERM, 3)
     assert code is not None, "still running 3s after the second SIGTERM"
     assert code == 0, "exit status %s after the second SIGTERM" % code
     note("stopped %.2fs after the second SIGTERM" % took)

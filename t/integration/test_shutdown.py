@@ -1,9 +1,7 @@
 """SIGTERM: clients get 1001, the process exits 0 within drain_timeout, and
 nothing that was not delivered is lost."""
 
-import json
 import signal
-import threading
 import time
 
 import harness
@@ -15,10 +13,7 @@ def test_sigterm_closes_clients_with_1001_and_exits_0(start_notifyd, ws_client, 
     d = start_notifyd(drain_timeout="%ds" % DRAIN)
     clients = [ws_client(d, u) for u in (60, 60, 61)]
     raw = raw_client(d, 62)
-    t0 = time.monotonic()
-    d.signal(signal.SIGTERM)
-    code = d.wait_exit(DRAIN + 1)
-    took = time.monotonic() - t0
+    code, took = d.signal_and_wait(signal.SIGTERM, DRAIN + 1)
     assert code is not None, "still running %.1fs after SIGTERM (drain_timeout %ds)" % (took, DRAIN)
     assert code == 0, "exit status %d after SIGTERM" % code
     for c in clients:
@@ -38,8 +33,7 @@ def test_sigterm_with_idle_daemon_is_quick(notifyd):
 
 def test_sigint_works_like_sigterm(notifyd, ws_client):
     c = ws_client(notifyd, 63)
-    notifyd.signal(signal.SIGINT)
-    code = notifyd.wait_exit(10)
+    code, _ = notifyd.signal_and_wait(signal.SIGINT, 10)
     assert code == 0, code
     assert c.wait_closed(2) == 1001
 
@@ -50,33 +44,16 @@ def test_sigterm_during_traffic_loses_nothing(start_notifyd, ws_client, vhost, n
     d = start_notifyd(drain_timeout="%ds" % DRAIN)
     c = ws_client(d, 64)
     n = 2000
-    err = []
-    published = [0]
-
-    def pub():
-        try:
-            p = harness.Publisher(vhost)
-            for i in range(n):
-                p.publish("user.64", '{"seq":%d}' % i)
-                published[0] = i + 1
-            p.close()
-        except Exception as e:  # noqa: BLE001
-            err.append(e)
-
-    t = threading.Thread(target=pub, daemon=True)
-    t.start()
-    harness.wait_until(lambda: published[0] >= n // 3, 30, 0.005, "a third of the messages published")
-    d.signal(signal.SIGTERM)
-    code = d.wait_exit(DRAIN + 2)
+    t = harness.SeqPublisher(vhost, "user.64", n).start()
+    t.wait_published(n // 3, 30, 0.005, "a third of the messages published")
+    code, _ = d.signal_and_wait(signal.SIGTERM, DRAIN + 2)
     t.join(60)
-    assert not err, err
+    assert not t.errors, t.errors
     assert code == 0, "exit status %s after SIGTERM" % code
     c.wait_closed(3)
-    got = [json.loads(m)["seq"] for _, m in c.arrivals]
-    vhost.wait_no_consumer(d.queue)
-    left = [json.loads(b)["seq"] for _, b, _ in vhost.drain(d.queue)]
-    lost = sorted(set(range(n)) - set(got) - set(left))
-    dups = len(got) + len(left) - len(set(got) | set(left))
+    got = harness.received_seqs(c)
+    left = harness.queued_seqs(vhost, d.queue)
+    lost, dups, _ = harness.seq_coverage(range(n), got, left)
     note("received %d, left in queue %d, duplicates %d" % (len(got), len(left), dups))
     assert not lost, "lost %d messages: %r" % (len(lost), lost[:20])
 

@@ -134,63 +134,59 @@ def ping_flood(a, rec, stop, end):
     _loop(rec, stop, end, one, pause=0.5)
 
 
-def slow_keepalive(a, rec, stop, end):
+def _after_keepalive(a, rec, stop, end, source, attack):
+    """Round after round until end: a connection from source, a keep-alive
+    GET /health first (the first request of a connection always had its
+    deadline, the next ones did not), then attack(c, bound) on it."""
     bound = a.handshake_timeout + 1.5
 
     def one():
-        c = harness.RawHTTP(a.port, source=SOURCES["slow_keepalive"], timeout=5)
+        c = harness.RawHTTP(a.port, source=source, timeout=5)
         try:
             c.send_request("GET", "/health")
             r = c.read_response(5)
             if r.status != 200:
                 rec.add("first answer %d" % r.status)
                 return
-            req = harness.build_http_request("GET", "/health", [("Host", "127.0.0.1"),
-                                                                ("X-Slow", "s" * 200)])
-            t0 = time.monotonic()
-            t_closed, sent = c.trickle(req, 0.2, until=min(end + 5, t0 + bound + 2.0))
-            if t_closed is None:
-                rec.add("open after %.1fs" % (time.monotonic() - t0), bad=True,
-                        example="%d bytes trickled, still open" % sent)
-            else:
-                took = t_closed - t0
-                rec.add("closed", bad=took > bound, value=round(took, 2),
-                        example="closed %.2fs after the request began" % took)
+            attack(c, bound)
         finally:
             c.close()
     _loop(rec, stop, end, one)
+
+
+def slow_keepalive(a, rec, stop, end):
+    def attack(c, bound):
+        req = harness.build_http_request("GET", "/health", [("Host", "127.0.0.1"),
+                                                            ("X-Slow", "s" * 200)])
+        t0 = time.monotonic()
+        t_closed, sent = c.trickle(req, 0.2, until=min(end + 5, t0 + bound + 2.0))
+        if t_closed is None:
+            rec.add("open after %.1fs" % (time.monotonic() - t0), bad=True,
+                    example="%d bytes trickled, still open" % sent)
+        else:
+            took = t_closed - t0
+            rec.add("closed", bad=took > bound, value=round(took, 2),
+                    example="closed %.2fs after the request began" % took)
+    _after_keepalive(a, rec, stop, end, SOURCES["slow_keepalive"], attack)
 
 
 def slow_body(a, rec, stop, end):
-    bound = a.handshake_timeout + 1.5
-
-    def one():
-        c = harness.RawHTTP(a.port, source=SOURCES["slow_body"], timeout=5)
-        try:
-            # a keep-alive request first: the first request of a connection
-            # always had its deadline, the next ones did not
-            c.send_request("GET", "/health")
-            r = c.read_response(5)
-            if r.status != 200:
-                rec.add("first answer %d" % r.status)
-                return
-            t0 = time.monotonic()
-            c.send_request("POST", "/push", [("Content-Type", "application/json"),
-                                             ("Content-Length", "1000000")])
-            t_closed, sent = c.trickle(b"x" * 1000, 0.2, until=min(end + 5, t0 + bound + 2.0))
-            status = bytes(c.buf[:12]).decode("latin-1", "replace")
-            if t_closed is None:
-                rec.add("open after %.1fs" % (time.monotonic() - t0), bad=True,
-                        example="%d body bytes trickled, still open, answer %r" % (sent, status))
-            else:
-                took = t_closed - t0
-                got = status[9:12] if status.startswith("HTTP/1.") else "nothing"
-                rec.add("closed, answer %s" % got, bad=took > bound, value=round(took, 2),
-                        example="closed %.2fs after the request began, %d body bytes read, answer %s"
-                        % (took, sent, got))
-        finally:
-            c.close()
-    _loop(rec, stop, end, one)
+    def attack(c, bound):
+        t0 = time.monotonic()
+        c.send_request("POST", "/push", [("Content-Type", "application/json"),
+                                         ("Content-Length", "1000000")])
+        t_closed, sent = c.trickle(b"x" * 1000, 0.2, until=min(end + 5, t0 + bound + 2.0))
+        status = bytes(c.buf[:12]).decode("latin-1", "replace")
+        if t_closed is None:
+            rec.add("open after %.1fs" % (time.monotonic() - t0), bad=True,
+                    example="%d body bytes trickled, still open, answer %r" % (sent, status))
+        else:
+            took = t_closed - t0
+            got = status[9:12] if status.startswith("HTTP/1.") else "nothing"
+            rec.add("closed, answer %s" % got, bad=took > bound, value=round(took, 2),
+                    example="closed %.2fs after the request began, %d body bytes read, answer %s"
+                    % (took, sent, got))
+    _after_keepalive(a, rec, stop, end, SOURCES["slow_body"], attack)
 
 
 def rst_flood(a, rec, stop, end):

@@ -98,25 +98,20 @@ class Stream:
 def publish_stream(vhost, stream, items, counter, errors, pad=0, stop=None):
     """Publish items [(seq, target)] with confirms, recording each in stream
     and counting in counter[0].  Runs in a thread of its own."""
-    try:
-        p = harness.Publisher(vhost)
-        try:
-            padding = ',"pad":"%s"' % ("x" * pad) if pad else ""
-            for seq, target in items:
-                if stop is not None and stop.is_set():
-                    break
-                if target == "broadcast":
-                    body = '{"seq":%d,"b":true%s}' % (seq, padding)
-                    p.publish("broadcast", body)
-                else:
-                    body = '{"seq":%d,"to":"%s"}' % (seq, target)
-                    p.publish("user." + target, body)
-                stream.add(seq, target)
-                counter[0] += 1
-        finally:
-            p.close()
-    except Exception as e:  # noqa: BLE001 - reported by the caller
-        errors.append(e)
+    padding = ',"pad":"%s"' % ("x" * pad) if pad else ""
+
+    def messages():
+        for seq, target in items:
+            if stop is not None and stop.is_set():
+                break
+            if target == "broadcast":
+                yield "broadcast", '{"seq":%d,"b":true%s}' % (seq, padding)
+            else:
+                yield "user." + target, '{"seq":%d,"to":"%s"}' % (seq, target)
+            stream.add(seq, target)
+            counter[0] += 1
+
+    harness.publish_all(vhost, messages(), errors)
 
 
 def coverage(stream, conns, left_seqs, excluded=()):
@@ -355,27 +350,20 @@ def churn_publisher(vhost, users, stop, counts, errors, rate=200, seed=7):
     every tenth a broadcast, every fiftieth an 8 KiB one (slow clients fill
     up).  Runs in a thread of its own."""
     rng = random.Random(seed)
-    try:
-        p = harness.Publisher(vhost)
-        try:
-            i = 0
-            t0 = time.monotonic()
-            while not stop.is_set():
-                i += 1
-                if i % 10 == 0:
-                    p.publish("broadcast", '{"seq":%d,"b":true}' % i)
-                elif i % 50 == 1:
-                    p.publish("user." + rng.choice(users), '{"seq":%d,"big":"%s"}' % (i, "b" * 8192))
-                else:
-                    p.publish("user." + rng.choice(users), '{"seq":%d}' % i)
-                counts[0] = i
-                ahead = i / rate - (time.monotonic() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
-        finally:
-            p.close()
-    except Exception as e:  # noqa: BLE001 - reported by the caller
-        errors.append(e)
+
+    def messages():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            if i % 10 == 0:
+                yield "broadcast", '{"seq":%d,"b":true}' % i
+            elif i % 50 == 1:
+                yield "user." + rng.choice(users), '{"seq":%d,"big":"%s"}' % (i, "b" * 8192)
+            else:
+                yield "user." + rng.choice(users), '{"seq":%d}' % i
+            counts[0] = i
+
+    harness.publish_all(vhost, messages(), errors, rate=rate)
 
 
 def _merge(total, part):

@@ -383,26 +383,19 @@ def hostile_publish(vh, users, seconds, rate, msgs, errors, seq0):
     """Numbered messages at about rate per second for seconds: every fifth a
     broadcast, the others to users in turn; each body carries the publish
     time (this process's time.monotonic()).  msgs gets (seq, target, t)."""
-    try:
-        p = harness.Publisher(vh)
-        try:
-            t0 = time.monotonic()
-            i = 0
-            while time.monotonic() - t0 < seconds:
-                seq = seq0 + i
-                target = "broadcast" if i % 5 == 0 else users[i % len(users)]
-                t = time.monotonic()
-                body = '{"seq":%d,"t":%.6f}' % (seq, t)
-                p.publish("broadcast" if target == "broadcast" else "user." + target, body)
-                msgs.append((seq, target, t))
-                i += 1
-                ahead = i / rate - (time.monotonic() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
-        finally:
-            p.close()
-    except Exception as e:  # noqa: BLE001 - reported by the caller
-        errors.append(e)
+    def messages():
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < seconds:
+            seq = seq0 + i
+            target = "broadcast" if i % 5 == 0 else users[i % len(users)]
+            t = time.monotonic()
+            body = '{"seq":%d,"t":%.6f}' % (seq, t)
+            yield "broadcast" if target == "broadcast" else "user." + target, body
+            msgs.append((seq, target, t))
+            i += 1
+
+    harness.publish_all(vh, messages(), errors, rate=rate)
 
 
 def hostile_window_stats(conns, msgs):

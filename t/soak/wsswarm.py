@@ -1,9 +1,12 @@
 """wsswarm - many light WebSocket clients in one asyncio event loop.
 
-Standard library only.  One Swarm runs its own event loop on a thread; the
-test (or soak driver) calls it synchronously.  A client is a raw TCP socket
-with a hand-written RFC 6455 handshake and frame parser (asyncio.Protocol,
-no per-message await), so one Python process holds thousands of them.
+One Swarm runs its own event loop on a thread; the test (or soak driver)
+calls it synchronously.  A client is a raw TCP socket speaking RFC 6455
+through harness.wsproto (the upgrade request, the accept key, frames built
+and parsed: the same code as the raw test client) in an asyncio.Protocol,
+no per-message await, so one Python process holds thousands of them.
+
+Needs harness (t/integration) on sys.path.
 
 Used by t/integration/test_faults.py and test_churn.py (CI sizes) and by
 t/soak/soak.py (the long versions behind scripts/soak).
@@ -12,10 +15,7 @@ Every wait is bounded; nothing here signals or kills a process.
 """
 
 import asyncio
-import base64
 import collections
-import hashlib
-import os
 import random
 import socket
 import struct
@@ -23,37 +23,10 @@ import threading
 import time
 import urllib.parse
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-OP_CONT, OP_TEXT, OP_BIN, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-def mask_bytes(payload, key):
-    if not payload:
-        return b""
-    n = len(payload)
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-
-def build_frame(opcode, payload=b"", fin=True, rsv=0, mask=True, length=None):
-    """A client frame (masked unless mask=False).  length overrides the
-    declared payload length (for lying headers)."""
-    if isinstance(payload, str):
-        payload = payload.encode("utf-8")
-    b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0xF)
-    n = len(payload) if length is None else length
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        hdr = struct.pack("!BB", b0, mbit | n)
-    elif n < 65536:
-        hdr = struct.pack("!BBH", b0, mbit | 126, n)
-    else:
-        hdr = struct.pack("!BBQ", b0, mbit | 127, n)
-    if mask:
-        key = os.urandom(4)
-        return hdr + key + mask_bytes(payload, key)
-    return hdr + payload
+from harness.util import linger_rst, run_in_loop
+from harness.wsproto import (OP_BIN, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+                             accept_key, build_frame, close_code, frame_header, new_key,
+                             parse_response_head, upgrade_request)
 
 
 class Conn:
@@ -126,24 +99,18 @@ class _Proto(asyncio.Protocol):
                 return
             head = bytes(self.buf[:i]).decode("latin-1")
             del self.buf[:i + 4]
-            lines = head.split("\r\n")
             try:
-                c.status = int(lines[0].split(" ", 2)[1])
-            except (IndexError, ValueError):
-                self._fail("bad status line %r" % lines[0][:80])
+                c.status, _, headers = parse_response_head(head)
+            except ValueError:
+                self._fail("bad status line %r" % head.split("\r\n")[0][:80])
                 return
             if c.status != 101:
                 c.error = "handshake answered %d" % c.status
                 self._resolve_open(False)
                 self.t.close()
                 return
-            accept = None
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                if k.strip().lower() == "sec-websocket-accept":
-                    accept = v.strip()
-            want = base64.b64encode(hashlib.sha1(self.key + GUID).digest()).decode()
-            if accept != want:
+            accept = headers.get("sec-websocket-accept", [None])[-1]
+            if accept != accept_key(self.key):
                 self._fail("bad Sec-WebSocket-Accept %r" % accept)
                 return
             self.handshaken = True
@@ -161,24 +128,13 @@ class _Proto(asyncio.Protocol):
         n_buf = len(buf)
         c = self.c
         sw = self.swarm
-        while n_buf - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            n = b1 & 0x7F
-            off = pos + 2
-            if n == 126:
-                if n_buf - pos < 4:
-                    break
-                n = (buf[pos + 2] << 8) | buf[pos + 3]
-                off = pos + 4
-            elif n == 127:
-                if n_buf - pos < 10:
-                    break
-                n = struct.unpack_from("!Q", buf, pos + 2)[0]
-                off = pos + 10
-            if b1 & 0x80:
+        while True:
+            h = frame_header(buf, pos)
+            if h is None:
+                break
+            b0, mk, n, off = h
+            if mk is not None:
                 c.error = "server sent a masked frame"
-                off += 4
             if n_buf < off + n:
                 break
             op = b0 & 0xF
@@ -194,7 +150,7 @@ class _Proto(asyncio.Protocol):
                 if self.on_frame is not None:
                     self.on_frame(c, payload)
             elif op == OP_CLOSE:
-                c.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 0
+                c.close_code = close_code(payload, 0)
                 if not c.close_sent and not self.t.is_closing():
                     c.close_sent = True
                     self.t.write(build_frame(OP_CLOSE, payload[:2]))
@@ -240,11 +196,7 @@ class _Proto(asyncio.Protocol):
         if self.t is None:
             return
         if rst:
-            sock = self.t.get_extra_info("socket")
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
+            linger_rst(self.t.get_extra_info("socket"))
             self.t.abort()
         else:
             self.t.close()
@@ -270,12 +222,7 @@ class Swarm:
         self.loop.run_forever()
 
     def run(self, coro, timeout):
-        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return fut.result(timeout)
-        except BaseException:
-            fut.cancel()
-            raise
+        return run_in_loop(self.loop, coro, timeout)
 
     def call(self, fn, *args, timeout=30):
         async def wrap():
@@ -289,13 +236,11 @@ class Swarm:
         c.opened = loop.create_future()
         c.ended = loop.create_future()
         c.t_start = time.monotonic()
-        key = base64.b64encode(os.urandom(16))
+        key = new_key()
         if path is None:
             path = "/ws?userId=" + urllib.parse.quote(str(c.user), safe="")
         if raw_request is None:
-            req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                   % (path, host, port, key.decode())).encode("latin-1")
+            req = upgrade_request(path, host, port, key)
         else:
             req = raw_request
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
