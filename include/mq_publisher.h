@@ -6,8 +6,9 @@
  * push_result on resultq: 202 once the broker confirmed every message of the
  * job (publisher confirms), 503 with a reason when the broker is down,
  * blocked (resource alarm), refused a message (basic.nack) or the connection
- * dropped before the confirms arrived.  Messages are persistent JSON.  The
- * job's memory is freed here.  Reconnects with backoff like the consumer.
+ * dropped before the confirms arrived, or 400/413 when push_body_parse()
+ * refuses the body.  Messages are persistent JSON.  The job's memory is
+ * freed here.  Reconnects with backoff like the consumer.
  */
 #ifndef NOTIFYD_MQ_PUBLISHER_H
 #define NOTIFYD_MQ_PUBLISHER_H
@@ -16,28 +17,10 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "target.h"
+#include "push_body.h"
 
 struct xqueue;
 struct mq_publisher;
-
-struct push_msg {
-	char routing_key[TARGET_ID_MAX + 8];	/* "user.<id>" or "broadcast" */
-	size_t len;
-	const char *body;			/* owned, or inside the msgs block */
-	char *owned;				/* malloc'd body, or NULL */
-};
-
-/* raw is the request body as received; the publisher thread makes msgs
- * from it (push_body_parse) before publishing.  A single message's body
- * points into raw (owned NULL); a batch member's is its own. */
-struct push_job {
-	uint64_t id;
-	char *raw;
-	size_t raw_len;
-	uint32_t n;
-	struct push_msg *msgs;
-};
 
 struct push_result {
 	uint64_t id;
@@ -51,7 +34,5 @@ struct mq_publisher *mq_publisher_start(const struct config *cfg, struct xqueue 
 
 /* Fails what is pending, closes the connection, joins the thread, frees. */
 void mq_publisher_stop(struct mq_publisher *p);
-
-void push_job_free(struct push_job *j);
 
 #endif

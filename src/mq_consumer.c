@@ -67,6 +67,12 @@ static int consumer_rpc_ok(struct mq_consumer *c, const char *what)
 	return 0;
 }
 
+static void queue_arg(amqp_table_t *t, const char *key, amqp_field_value_t v)
+{
+	t->entries[t->num_entries].key = amqp_cstring_bytes(key);
+	t->entries[t->num_entries++].value = v;
+}
+
 /* Declare this instance's queue with its dead-letter exchange and its
  * bounds: it goes when unused for amqp_queue_expires (an instance that is
  * gone for good, or a container whose host name changes on every deploy,
@@ -83,21 +89,15 @@ static int consumer_declare_queue(struct mq_consumer *c)
 	amqp_channel_close_ok_t close_ok = { 0 };
 	amqp_rpc_reply_t r;
 
-	if (cfg->amqp_dead_letter_exchange[0] != '\0') {
-		qarg[qargs.num_entries].key = amqp_cstring_bytes("x-dead-letter-exchange");
-		qarg[qargs.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
-		qarg[qargs.num_entries++].value.value.bytes = amqp_cstring_bytes(cfg->amqp_dead_letter_exchange);
-	}
-	if (cfg->amqp_queue_expires_ms > 0) {
-		qarg[qargs.num_entries].key = amqp_cstring_bytes("x-expires");
-		qarg[qargs.num_entries].value.kind = AMQP_FIELD_KIND_I64;
-		qarg[qargs.num_entries++].value.value.i64 = (int64_t)cfg->amqp_queue_expires_ms;
-	}
-	if (cfg->amqp_queue_max_bytes > 0) {
-		qarg[qargs.num_entries].key = amqp_cstring_bytes("x-max-length-bytes");
-		qarg[qargs.num_entries].value.kind = AMQP_FIELD_KIND_I64;
-		qarg[qargs.num_entries++].value.value.i64 = (int64_t)cfg->amqp_queue_max_bytes;
-	}
+	if (cfg->amqp_dead_letter_exchange[0] != '\0')
+		queue_arg(&qargs, "x-dead-letter-exchange", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
+		    .value.bytes = amqp_cstring_bytes(cfg->amqp_dead_letter_exchange) });
+	if (cfg->amqp_queue_expires_ms > 0)
+		queue_arg(&qargs, "x-expires", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
+		    .value.i64 = (int64_t)cfg->amqp_queue_expires_ms });
+	if (cfg->amqp_queue_max_bytes > 0)
+		queue_arg(&qargs, "x-max-length-bytes", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
+		    .value.i64 = (int64_t)cfg->amqp_queue_max_bytes });
 	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue), 0, 1, 0, 0, qargs);
 	r = amqp_get_rpc_reply(c->conn);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)

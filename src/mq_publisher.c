@@ -59,17 +59,6 @@ struct mq_publisher {
 	size_t nout, capout;
 };
 
-void push_job_free(struct push_job *j)
-{
-	for (uint32_t i = 0; i < j->n; i++)
-		free(j->msgs[i].owned);
-	free(j->msgs);
-	free(j->raw);
-	j->msgs = NULL;
-	j->raw = NULL;
-	j->n = 0;
-}
-
 static void publisher_result(struct mq_publisher *p, uint64_t id, uint16_t status,
     uint32_t count, const char *why)
 {

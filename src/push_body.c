@@ -9,7 +9,6 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
-#include "mq_publisher.h"
 #include "target.h"
 #include "text.h"
 
@@ -102,4 +101,15 @@ int push_body_parse(const struct config *cfg, struct push_job *job, const char *
 	}
 	cJSON_Delete(root);
 	return status;
+}
+
+void push_job_free(struct push_job *j)
+{
+	for (uint32_t i = 0; i < j->n; i++)
+		free(j->msgs[i].owned);
+	free(j->msgs);
+	free(j->raw);
+	j->msgs = NULL;
+	j->raw = NULL;
+	j->n = 0;
 }

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "config.h"
-#include "mq_publisher.h"
 #include "push_body.h"
 #include "tap.h"
 
@@ -14,11 +13,8 @@ static struct config cfg;
 
 static void job_free(struct push_job *j)
 {
-	for (uint32_t i = 0; i < j->n; i++)
-		free(j->msgs[i].owned);
-	free(j->msgs);
-	free(j->raw);
-	memset(j, 0, sizeof(*j));
+	push_job_free(j);
+	ok(j->msgs == NULL && j->raw == NULL && j->n == 0, "push_job_free leaves an empty job");
 }
 
 static int parse(const char *body, struct push_job *j, const char **why)
