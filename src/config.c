@@ -451,7 +451,7 @@ static bool needs_quotes(const struct piece *pc, size_t n)
 }
 
 /* Whether "key = value", as config_print() writes it, fits in a line that
- * config_load_file() reads back.  A secret is printed as "***". */
+ * config_load_file() reads back.  A secret is printed as stars. */
 static bool fits_line(const struct key *k, const struct piece *pc, size_t n)
 {
 	size_t i, j, len = strlen(k->name) + 3;
@@ -1082,7 +1082,12 @@ void config_print(const struct config *c, FILE *out)
 		}
 		fprintf(out, "%s = ", k->name);
 		if (k->secret && !(n == 0 || (n == 1 && pc[0].len == 0))) {
-			pc[0] = piece("***");
+			/* Stars enough for the key's minimum, so that the printed
+			 * configuration still loads (push keys: 16 characters). */
+			static const char stars[] = "********************************";
+			size_t ns = k->min > 3 && k->min < sizeof(stars) ? (size_t)k->min : 3;
+
+			pc[0] = (struct piece){ stars, ns };
 			n = 1;
 		}
 		put_value(out, pc, n);

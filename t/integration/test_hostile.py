@@ -132,7 +132,9 @@ def test_ping_flood_bounded_and_closed(start_notifyd, ws_client, raw_client, pub
         problems.append("the flooder failed: %r" % (flood.error,))
     if not alive:
         problems.append("the daemon died during the flood")
-    if rss_peak - rss0 > RSS_SLACK_KB:
+    # Under AddressSanitizer the quarantine holds every freed read buffer
+    # (up to 256 MB): RSS says nothing there, the -Werror build checks it.
+    if rss_peak - rss0 > RSS_SLACK_KB and not harness.sanitized(d.binary):
         problems.append("daemon RSS grew by %d kB (from %d to a peak of %d kB, %d kB at the end): "
                         "the pongs are not bounded by ws_send_queue_max"
                         % (rss_peak - rss0, rss0, rss_peak, rss_end))

@@ -20,20 +20,7 @@ import harness
 
 proc_usage = harness.proc_usage  # (VmRSS kB, open descriptors, threads)
 
-_SANITIZED = {}
-
-
-def sanitized(binary):
-    """True for an AddressSanitizer build: its quarantine keeps freed memory
-    (up to 256 MB), so RSS says nothing about leaks there; LeakSanitizer at
-    exit does."""
-    if binary not in _SANITIZED:
-        try:
-            with open(binary, "rb") as f:
-                _SANITIZED[binary] = b"__asan_init" in f.read()
-        except OSError:
-            _SANITIZED[binary] = False
-    return _SANITIZED[binary]
+sanitized = harness.sanitized
 
 
 def fd_kinds(pid):

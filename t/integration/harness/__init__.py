@@ -41,7 +41,7 @@ from .hostile import (TCP_STATE_NAMES, PingFlooder, RawHTTP, closed_among, idle_
 from .metrics import Metrics, get_metrics, wait_metric
 from .tlsca import CA, openssl, peer_certificate
 from .proxy import TcpProxy
-from .procfs import RssSampler, proc_fd_count, proc_rss_kb, proc_usage
+from .procfs import RssSampler, proc_fd_count, proc_rss_kb, proc_usage, sanitized
 from .numbered import SeqCoverage, SeqPublisher, queued_seqs, received_seqs, seq_coverage
 
 __all__ = ["BROKER_SH", "HERE", "HarnessError", "free_port", "linger_rst", "parse_duration",
@@ -55,5 +55,5 @@ __all__ = ["BROKER_SH", "HERE", "HarnessError", "free_port", "linger_rst", "pars
            "WSClient", "recv_exact", "RawWS", "raw_ws_connect", "TCP_STATE_NAMES", "PingFlooder",
            "RawHTTP", "closed_among", "idle_connections", "rst_flood", "server_holds", "tcp_state",
            "Metrics", "get_metrics", "wait_metric", "CA", "openssl", "peer_certificate",
-           "TcpProxy", "RssSampler", "proc_fd_count", "proc_rss_kb", "proc_usage", "SeqCoverage",
+           "TcpProxy", "RssSampler", "proc_fd_count", "proc_rss_kb", "proc_usage", "sanitized", "SeqCoverage",
            "SeqPublisher", "queued_seqs", "received_seqs", "seq_coverage"]

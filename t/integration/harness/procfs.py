@@ -67,3 +67,19 @@ class RssSampler:
     @property
     def peak(self):
         return max((kb for _, kb in self.samples), default=None)
+
+
+_SANITIZED = {}
+
+
+def sanitized(binary):
+    """True for an AddressSanitizer build: its quarantine keeps freed memory
+    (up to 256 MB), so RSS says nothing about leaks there; LeakSanitizer at
+    exit does."""
+    if binary not in _SANITIZED:
+        try:
+            with open(binary, "rb") as f:
+                _SANITIZED[binary] = b"__asan_init" in f.read()
+        except OSError:
+            _SANITIZED[binary] = False
+    return _SANITIZED[binary]
