@@ -8,7 +8,8 @@
  *      {"user_id":INPUT} and {"broadcast":INPUT}, which random bytes reach
  *      far more often than a whole valid object.
  * Results are compared with a reference written here from target.h's
- * contract, with its own UTF-8 decoder, and every TARGET_USER result must
+ * contract (no C0, DEL, C1, U+2028 or U+2029 in an id), with its own UTF-8
+ * decoder, and every TARGET_USER result must
  * hold a valid id of 1..TARGET_ID_MAX bytes, NUL-terminated at id_len.
  *
  * Build: clang -fsanitize=fuzzer,address,undefined -I<build> -Iinclude
@@ -79,10 +80,19 @@ static bool ref_id_valid(const char *id, size_t len)
 {
 	if (len == 0 || len > TARGET_ID_MAX)
 		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
+	const uint8_t *u = (const uint8_t *)id;
+
+	for (size_t i = 0; i < len; i++) {
+		if (u[i] < 0x20 || u[i] == 0x7f)
 			return false;
-	return ref_utf8((const uint8_t *)id, len);
+		/* C1 controls U+0080..U+009F are C2 80..C2 9F; U+2028/U+2029
+		 * are E2 80 A8/A9. */
+		if (u[i] == 0xC2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F)
+			return false;
+		if (u[i] == 0xE2 && i + 2 < len && u[i + 1] == 0x80 && (u[i + 2] == 0xA8 || u[i + 2] == 0xA9))
+			return false;
+	}
+	return ref_utf8(u, len);
 }
 
 /* What a result must be: kind, rc and, for a user, the id. */
