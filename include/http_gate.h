@@ -24,6 +24,7 @@
 #ifndef NOTIFYD_HTTP_GATE_H
 #define NOTIFYD_HTTP_GATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,8 +59,10 @@ void http_gate_free(struct http_gate *g);
 /* A connection was accepted: bev is what evhttp's bevcb returns for it. */
 void http_gate_watch(struct http_gate *g, struct bufferevent *bev);
 
-/* A route's handler has req, whole: no deadline until it is answered. */
-void http_gate_begin(struct http_gate *g, struct evhttp_request *req);
+/* A route's handler has req, whole: its answer has a deadline from now.
+ * Returns true when req's body passed the admit callback (its credentials
+ * need no second look). */
+bool http_gate_begin(struct http_gate *g, struct evhttp_request *req);
 
 /* req's connection becomes a WebSocket: the gate lets go of it and hands
  * over its address slot (NULL if it had none), which the new owner gives

@@ -15,6 +15,7 @@
 #ifndef NOTIFYD_HTTP_PUSH_H
 #define NOTIFYD_HTTP_PUSH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -27,7 +28,9 @@ struct xqueue;
 struct http_push *http_push_new(struct gateway *gw, struct xqueue *pushq, struct xqueue *resultq);
 void http_push_free(struct http_push *hp);
 
-void http_push_handle(struct http_push *hp, struct evhttp_request *req);
+/* Answer POST /push.  admitted: the gate already accepted the key (for a
+ * request with a body), so it is not checked twice. */
+void http_push_handle(struct http_push *hp, struct evhttp_request *req, bool admitted);
 
 /* May a request with this Authorization header value (NULL: none) from
  * peer_addr (printable IP, as evhttp_connection_get_peer() gives it) push?

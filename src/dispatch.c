@@ -9,7 +9,6 @@
 
 #include <event2/event.h>
 
-#include "ack_window.h"
 #include "clock.h"
 #include "config.h"
 #include "delivery.h"

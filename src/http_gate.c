@@ -51,6 +51,7 @@ struct gate_conn {
 	uint8_t state;
 	bool armed;
 	bool busy;			/* inside our own input callback */
+	bool admitted;			/* this request's body passed the admit callback */
 };
 
 /* The bytes of a head that has not ended yet, flat, so that each new byte
@@ -205,8 +206,9 @@ static void gate_refuse(struct gate_conn *gc, int status, const char *why, const
 {
 	struct http_gate *g = gc->g;
 	struct bufferevent *bev = gc->bev;
-	char q[256], body[300], head[512];
-	int bn, hn;
+	char body[HTTP_ERROR_BODY_MAX], head[512];
+	size_t bn;
+	int hn;
 
 	stats_add(&g->stats->http_refused, 1);
 	log_info("http_refused", "status=%d why=\"%s\" addr=%s", status, why, gate_addr(gc));
@@ -214,18 +216,16 @@ static void gate_refuse(struct gate_conn *gc, int status, const char *why, const
 	gc->state = G_REFUSING;
 	gate_arm(gc, clock_now_ms() + (g->cfg->handshake_timeout_ms < GATE_LINGER_MS ?
 	    g->cfg->handshake_timeout_ms : GATE_LINGER_MS));
-	/* log_quote's escapes are JSON's. */
-	log_quote(q, sizeof(q), why, strlen(why));
-	bn = snprintf(body, sizeof(body), "{\"error\":%s}\n", q);
+	bn = http_error_body(body, sizeof(body), why);
 	hn = snprintf(head, sizeof(head),
 	    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
-	    "Connection: close\r\nContent-Length: %d\r\n%s%s\r\n",
+	    "Connection: close\r\nContent-Length: %zu\r\n%s%s\r\n",
 	    status, http_reason(status), bn, header != NULL ? header : "", header != NULL ? "\r\n" : "");
 	bufferevent_setcb(bev, gate_refuse_read, gate_refuse_written, gate_refuse_event, gc);
 	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
 	/* Out of memory: nothing to say, the deadline closes it. */
 	if (bufferevent_write(bev, head, (size_t)hn) == 0)
-		bufferevent_write(bev, body, (size_t)bn);
+		bufferevent_write(bev, body, bn);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -260,6 +260,7 @@ static void gate_on_head(struct gate_conn *gc, struct evbuffer *buf, size_t len)
 	}
 	/* Admitted (the callback refuses chunked bodies: only a length lets us
 	 * know where a body ends without decoding it). */
+	gc->admitted = true;
 	after = evbuffer_get_length(buf) - len;
 	if (after >= (uint64_t)h.content_length) {
 		gc->state = G_WAIT;
@@ -501,17 +502,21 @@ static void gate_on_complete(struct evhttp_request *req, void *arg)
 	gate_arm(gc, clock_now_ms() + gc->g->cfg->handshake_timeout_ms);
 }
 
-void http_gate_begin(struct http_gate *g, struct evhttp_request *req)
+bool http_gate_begin(struct http_gate *g, struct evhttp_request *req)
 {
 	struct gate_conn *gc = gate_find(g, req);
+	bool admitted;
 
 	if (gc == NULL || gc->state == G_NEW || gc->state == G_REFUSING)
-		return;
+		return false;
+	admitted = gc->admitted;
+	gc->admitted = false;
 	gc->state = G_WAIT;
 	/* The answer (after the broker's confirm, for /push) must be written
 	 * by then, or the client is not reading it. */
 	gate_arm(gc, clock_now_ms() + g->cfg->push_timeout_ms + g->cfg->handshake_timeout_ms);
 	evhttp_request_set_on_complete_cb(req, gate_on_complete, gc);
+	return admitted;
 }
 
 struct peer *http_gate_release(struct http_gate *g, struct evhttp_request *req)

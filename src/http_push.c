@@ -292,7 +292,7 @@ static void push_flush(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void http_push_handle(struct http_push *hp, struct evhttp_request *req)
+void http_push_handle(struct http_push *hp, struct evhttp_request *req, bool admitted)
 {
 	const struct config *cfg = hp->gw->cfg;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -310,8 +310,8 @@ void http_push_handle(struct http_push *hp, struct evhttp_request *req)
 		return;
 	}
 	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &peer_port);
-	status = http_push_admit(hp, evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"),
-	    peer, clock_now_ms());
+	status = admitted ? 0 : http_push_admit(hp, evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization"), peer, clock_now_ms());
 	if (status != 0) {
 		push_reply(hp, req, status, push_refusal_of(status)->why);
 		return;

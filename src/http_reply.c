@@ -50,13 +50,20 @@ void http_reply_json(struct evhttp_request *req, int code, const char *body, siz
 	http_reply_body(req, code, "application/json", body, len);
 }
 
-void http_reply_error(struct evhttp_request *req, int code, const char *why)
+size_t http_error_body(char *buf, size_t len, const char *why)
 {
-	char q[256], body[300];
+	char q[256];
 	int n;
 
 	/* log_quote's escapes (\" \\ \u00XX) are JSON's. */
 	log_quote(q, sizeof(q), why, strlen(why));
-	n = snprintf(body, sizeof(body), "{\"error\":%s}\n", q);
-	http_reply_json(req, code, body, (size_t)n);
+	n = snprintf(buf, len, "{\"error\":%s}\n", q);
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+void http_reply_error(struct evhttp_request *req, int code, const char *why)
+{
+	char body[HTTP_ERROR_BODY_MAX];
+
+	http_reply_json(req, code, body, http_error_body(body, sizeof(body), why));
 }

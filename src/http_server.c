@@ -468,14 +468,14 @@ static void http_on_health(struct evhttp_request *req, void *arg)
 static void http_on_push(struct evhttp_request *req, void *arg)
 {
 	struct http_server *hs = arg;
+	bool admitted = http_gate_begin(hs->gate, req);
 
-	http_gate_begin(hs->gate, req);
 	if (hs->gw->draining) {
 		stats_add(&hs->gw->stats->push_status[PUSH_503], 1);
 		http_reply_error(req, 503, "server shutting down");
 		return;
 	}
-	http_push_handle(hs->gw->push, req);
+	http_push_handle(hs->gw->push, req, admitted);
 }
 
 static void http_on_metrics(struct evhttp_request *req, void *arg)
