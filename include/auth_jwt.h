@@ -103,21 +103,24 @@ const char *auth_jwt_strerror(int err);
  * server answers "Sec-WebSocket-Protocol: notifyd.v1": it must echo one of
  * the offered names (Chrome fails a handshake that offered subprotocols and
  * got none back) and must not echo the token into response headers.  That
- * is why a bearer item without notifyd.v1 is refused.
+ * is why a bearer item without notifyd.v1 is refused.  notifyd.v2 (ids and
+ * resuming, see envelope.h) serves the same purpose and is preferred when
+ * both are offered.
  */
 #define AUTH_JWT_SUBPROTOCOL "notifyd.v1"
+#define AUTH_JWT_SUBPROTOCOL_V2 "notifyd.v2"
 #define AUTH_JWT_BEARER_PREFIX "bearer."
 
 /* header: every Sec-WebSocket-Protocol value of the request joined with
- * ", " (NULL when absent).  chosen (chosen_len > strlen(AUTH_JWT_SUBPROTOCOL))
- * receives AUTH_JWT_SUBPROTOCOL when it is offered, else "": echo it when not
- * empty.  token (token_len should be AUTH_JWT_TOKEN_MAX + 1) receives the
+ * ", " (NULL when absent).  chosen (chosen_len > strlen(AUTH_JWT_SUBPROTOCOL_V2))
+ * receives AUTH_JWT_SUBPROTOCOL_V2 when it is offered, else
+ * AUTH_JWT_SUBPROTOCOL when that is, else "": echo it when not empty.  token (token_len should be AUTH_JWT_TOKEN_MAX + 1) receives the
  * offered token, else "".
  * Returns NULL when there is nothing wrong: token is then either the token
  * to verify or "" (none offered this way: look at ?token= and
  * Authorization).  Returns a short static reason when a bearer item is
  * offered but unusable (several of them, empty, too long for token, or
- * without notifyd.v1); answer 401 with it. */
+ * with neither notifyd.v1 nor notifyd.v2); answer 401 with it. */
 const char *auth_jwt_from_subprotocol(const char *header, char *chosen, size_t chosen_len,
 				      char *token, size_t token_len);
 

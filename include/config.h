@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 enum config_auth { CONFIG_AUTH_NONE = 0, CONFIG_AUTH_JWT };
+enum config_source { CONFIG_SOURCE_QUEUE = 0, CONFIG_SOURCE_STREAM };
 enum config_log_format { CONFIG_LOG_KV = 0, CONFIG_LOG_JSON };
 enum config_log_level { CONFIG_LOG_DEBUG = 0, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONFIG_LOG_ERROR };
 
@@ -61,6 +62,10 @@ struct config {
 	char *tls_key_file;		/* tls_key_file, "" */
 	uint16_t tls_port;		/* tls_port, 0: TLS on listen_port itself when a certificate is set */
 
+	/* message history (amqp_source = stream) */
+	uint64_t history_max_bytes;	/* history_max_bytes, 64M: memory for recent messages (0: no history) */
+	uint32_t history_max_age_s;	/* history_max_age, 1h: older messages leave the history */
+
 	/* WebSocket connections */
 	uint64_t ws_max_message_size;	/* ws_max_message_size, 64k: client -> server */
 	uint32_t ws_ping_interval_ms;	/* ws_ping_interval, 30s */
@@ -77,6 +82,10 @@ struct config {
 	char *amqp_dead_letter_exchange; /* amqp_dead_letter_exchange, "" (none) */
 	uint32_t amqp_queue_expires_ms;	/* amqp_queue_expires, 24h: the queue goes after this long unused (0: never) */
 	uint64_t amqp_queue_max_bytes;	/* amqp_queue_max_bytes, 1G: oldest dropped beyond (0: no cap) */
+	enum config_source amqp_source;	/* amqp_source, queue | stream (one shared stream, message ids) */
+	char *amqp_stream;		/* amqp_stream, "notifications.log" */
+	uint32_t amqp_stream_max_age_s;	/* amqp_stream_max_age, 24h: retention by age (0: none) */
+	uint64_t amqp_stream_max_bytes;	/* amqp_stream_max_bytes, 1G: retention by size (0: none) */
 	uint32_t amqp_prefetch;		/* amqp_prefetch, 512 (1..65535) */
 	uint32_t amqp_heartbeat_s;	/* amqp_heartbeat, 30s (0 disables; whole seconds) */
 	uint32_t amqp_reconnect_min_ms;	/* amqp_reconnect_min, 500ms */

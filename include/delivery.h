@@ -35,6 +35,7 @@
 
 #include "target.h"
 
+struct hist_entry;
 struct xqueue;
 struct stats;
 
@@ -47,8 +48,20 @@ struct msg_sink {
 				 * released unwritten are not acked */
 };
 
+/* Where a delivery stands in a stream source (amqp_source = stream). */
+enum stream_phase {
+	PHASE_QUEUE = 0,	/* not from a stream: no id */
+	PHASE_WARM,		/* published before this instance started: history only */
+	PHASE_MARK,		/* this instance's start marker: live from here */
+	PHASE_LIVE		/* delivered to the connections and kept in history */
+};
+
 struct job {
 	uint64_t seq;		/* order of arrival across connections, from 1 */
+	uint64_t offset;	/* stream offset (phase != PHASE_QUEUE) */
+	uint8_t phase;		/* enum stream_phase */
+	bool anchor;		/* a start marker: a position, nobody's message */
+	bool gap;		/* offsets before this one were lost to retention */
 	uint64_t tag;		/* delivery tag on the channel of generation gen */
 	uint32_t gen;		/* broker connection generation */
 	bool redelivered;
@@ -66,7 +79,13 @@ struct msg {
 	struct msg_sink *owner;
 	struct msg *parts;	/* batch: its first part; a part: the next one */
 	uint32_t nparts;	/* batch: how many parts; 0 for a single msg */
+	bool quiet;		/* history only: not written, not counted undelivered */
+	uint8_t phase;		/* enum stream_phase of its job */
 	struct target target;
+	struct hist_entry *entry; /* stream: its id and notifyd.v2 frame, shared with history */
+	const uint8_t *v2;	/* the notifyd.v2 frame, once known (entry's, or v2_own) */
+	uint8_t *v2_own;	/* built here when there is no entry (queue mode, a batch) */
+	size_t v2_len;
 	size_t frame_len;
 	uint8_t frame[];	/* unmasked text frame: header then the body */
 };
@@ -85,9 +104,22 @@ static inline void msg_init(struct msg *m, uint32_t gen, uint64_t tag, uint64_t 
 	m->owner = NULL;
 	m->parts = NULL;
 	m->nparts = 0;
+	m->quiet = false;
+	m->phase = PHASE_QUEUE;
 	m->target = *t;
+	m->entry = NULL;
+	m->v2 = NULL;
+	m->v2_own = NULL;
+	m->v2_len = 0;
 	m->frame_len = frame_len;
 }
+
+/* Free a msg (and its parts) that will never be written nor settled. */
+void msg_free(struct msg *m);
+
+/* The notifyd.v2 frame of m, built the first time a connection needs it
+ * (event loop).  Returns 0, -1 when out of memory. */
+int msg_v2_frame(struct msg *m);
 
 /* evbuffer_ref_cleanup_cb for a msg referenced into an output buffer
  * (data set: that writer handed the frame to the kernel, or its connection
@@ -102,6 +134,9 @@ void msg_observe_written(const struct msg *m, uint64_t now_ns);
 struct ready {
 	uint64_t seq;
 	struct msg *msg;	/* NULL: the delivery was rejected, only the seq moves on */
+	uint64_t offset;	/* the job's stream position, as in struct job */
+	uint8_t phase;
+	bool gap;
 };
 
 struct ack_item {

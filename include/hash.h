@@ -8,16 +8,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static inline uint32_t hash_bytes(const void *p, size_t len)
+#define HASH_SEED 2166136261u
+
+/* Continue a hash over more bytes (start from HASH_SEED). */
+static inline uint32_t hash_bytes_more(uint32_t h, const void *p, size_t len)
 {
 	const unsigned char *s = p;
-	uint32_t h = 2166136261u;
 
 	for (size_t i = 0; i < len; i++) {
 		h ^= s[i];
 		h *= 16777619u;
 	}
 	return h;
+}
+
+static inline uint32_t hash_bytes(const void *p, size_t len)
+{
+	return hash_bytes_more(HASH_SEED, p, len);
 }
 
 #endif

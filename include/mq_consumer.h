@@ -21,6 +21,10 @@
 struct xqueue;
 struct mq_consumer;
 
+/* The header of an instance's start marker in the stream (its value: a
+ * nonce); a marker is a position, never a notification. */
+#define MQ_MARKER_HEADER "x-notifyd-marker"
+
 enum consumer_command {
 	CONSUMER_RUN = 0,
 	CONSUMER_STOP_CONSUMING,	/* cancel, settle what was taken, report drained */

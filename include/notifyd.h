@@ -22,6 +22,7 @@ struct http_push;
 struct auth_jwt;
 struct xqueue;
 struct peer_table;
+struct history;
 
 struct gateway {
 	const struct config *cfg;
@@ -33,6 +34,7 @@ struct gateway {
 	struct http_push *push;
 	struct auth_jwt *auth;		/* auth = jwt: the verifier (swapped on SIGHUP) */
 	struct peer_table *peers;	/* open connections per client address */
+	struct history *hist;		/* stream source: recent messages (NULL: none) */
 	struct xqueue *ackq;		/* to the consumer thread */
 	struct broker_status broker;	/* the loop's copy, for /health */
 	uint64_t started_ms;

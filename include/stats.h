@@ -23,6 +23,10 @@ enum reject_reason {
 enum push_status_idx { PUSH_202 = 0, PUSH_400, PUSH_401, PUSH_403, PUSH_405, PUSH_413, PUSH_429, PUSH_503,
 	PUSH_OTHER, PUSH_STATUS_COUNT };
 
+/* Outcomes of a notifyd.v2 resume (the first four match enum hist_outcome). */
+enum ws_recovery { WS_RECOVERED = 0, WS_RECOVERY_TOO_OLD, WS_RECOVERY_UNKNOWN_EPOCH,
+	WS_RECOVERY_MALFORMED, WS_RECOVERY_UNAVAILABLE, WS_RECOVERY_COUNT };
+
 enum limit_kind { LIMIT_CONNECTIONS = 0, LIMIT_PER_USER, LIMIT_IP_RATE, LIMIT_HANDSHAKE,
 	LIMIT_PER_IP, LIMIT_HTTP_CONNECTIONS, LIMIT_KIND_COUNT };
 
@@ -51,6 +55,7 @@ struct stats {
 	atomic_uint_fast64_t http_connections;	/* gauge: connections not (yet) WebSocket */
 	atomic_uint_fast64_t http_refused;	/* requests answered by the gate, body unread */
 	atomic_uint_fast64_t pongs_coalesced;	/* pings answered by a pong already pending */
+	atomic_uint_fast64_t recoveries[WS_RECOVERY_COUNT]; /* notifyd.v2 resumes, by outcome */
 	/* broker delivery -> frame written, per frame */
 	atomic_uint_fast64_t latency_bucket[STATS_LATENCY_BUCKETS + 1];
 	atomic_uint_fast64_t latency_sum_us;
@@ -63,6 +68,7 @@ extern const double stats_latency_bounds[STATS_LATENCY_BUCKETS];
 enum push_status_idx stats_push_index(int status);
 const char *stats_push_label(enum push_status_idx i);
 const char *stats_limit_name(enum limit_kind k);
+const char *stats_recovery_name(enum ws_recovery r);
 
 /* Record one frame's time from broker delivery to socket, in ns. */
 void stats_observe_latency(struct stats *s, uint64_t ns);

@@ -36,14 +36,17 @@ struct ws_conn;
 
 /* Answer 101 and take over the connection of req for user id.  key is the
  * client's Sec-WebSocket-Key (already validated); subprotocol, when not
- * NULL or "", is echoed in Sec-WebSocket-Protocol; expires_ms (monotonic,
+ * NULL or "", is echoed in Sec-WebSocket-Protocol, and AUTH_JWT_SUBPROTOCOL_V2
+ * makes this a notifyd.v2 connection (see envelope.h): it says hello, or
+ * with since (the last id the client saw, else NULL) first replays what
+ * it missed from gw->hist and says whether it could; expires_ms (monotonic,
  * 0: never) is when the token runs out and the connection is closed with
  * 1008.  peer (may be NULL) is the address's slot in gw->peers: the
  * connection gives it back when it closes, and also when NULL is returned.
  * Returns the connection, or NULL (nothing was answered). */
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
-    uint64_t expires_ms, struct peer *peer);
+    const char *since, uint64_t expires_ms, struct peer *peer);
 
 /* Queue msg's frame.  pass numbers the dispatcher's wake-ups: the first
  * frame a connection gets in a pass is written to the socket right away
@@ -71,6 +74,9 @@ uint32_t ws_conn_send_all(struct gateway *gw, struct msg *m, uint64_t now_ms, ui
 void ws_conn_sweep_all(struct gateway *gw, uint64_t now_ms);
 void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason);
 void ws_conn_free_all(struct gateway *gw, const char *why);
+/* The history has become complete (the warm-up of a start is over): serve
+ * the notifyd.v2 connections that waited for it. */
+void ws_conn_history_live(struct gateway *gw);
 
 
 #endif

@@ -844,9 +844,9 @@ int auth_jwt_verify(const struct auth_jwt *a, const char *token, size_t len, tim
 const char *auth_jwt_from_subprotocol(const char *header, char *chosen, size_t chosen_len,
 				      char *token, size_t token_len)
 {
-	static const char proto[] = AUTH_JWT_SUBPROTOCOL;
+	static const char v1[] = AUTH_JWT_SUBPROTOCOL, v2[] = AUTH_JWT_SUBPROTOCOL_V2;
 	static const char prefix[] = AUTH_JWT_BEARER_PREFIX;
-	const char *p = header, *bearer = NULL, *item;
+	const char *p = header, *bearer = NULL, *item, *proto = NULL;
 	size_t bearer_len = 0, nbearer = 0, n;
 	bool offered = false;
 
@@ -855,16 +855,21 @@ const char *auth_jwt_from_subprotocol(const char *header, char *chosen, size_t c
 	if (token != NULL && token_len > 0)
 		token[0] = '\0';
 	while (text_list_next(&p, &item, &n)) {
-		if (n == sizeof(proto) - 1 && memcmp(item, proto, n) == 0) {
+		if (n == sizeof(v2) - 1 && memcmp(item, v2, n) == 0) {
 			offered = true;
+			proto = v2;	/* the richer one wins, wherever it is listed */
+		} else if (n == sizeof(v1) - 1 && memcmp(item, v1, n) == 0) {
+			offered = true;
+			if (proto == NULL)
+				proto = v1;
 		} else if (n >= sizeof(prefix) - 1 && memcmp(item, prefix, sizeof(prefix) - 1) == 0) {
 			nbearer++;
 			bearer = item + sizeof(prefix) - 1;
 			bearer_len = n - (sizeof(prefix) - 1);
 		}
 	}
-	if (offered && chosen != NULL && chosen_len >= sizeof(proto))
-		memcpy(chosen, proto, sizeof(proto));
+	if (offered && chosen != NULL && chosen_len > strlen(proto))
+		memcpy(chosen, proto, strlen(proto) + 1);
 	if (nbearer == 0)
 		return NULL;
 	if (nbearer > 1)
@@ -872,8 +877,8 @@ const char *auth_jwt_from_subprotocol(const char *header, char *chosen, size_t c
 	if (bearer_len == 0)
 		return "empty bearer token";
 	if (!offered)
-		return "bearer subprotocol without " AUTH_JWT_SUBPROTOCOL;
-	if (chosen == NULL || chosen_len < sizeof(proto))
+		return "bearer subprotocol without " AUTH_JWT_SUBPROTOCOL " or " AUTH_JWT_SUBPROTOCOL_V2;
+	if (chosen == NULL || chosen_len <= strlen(proto))
 		return "internal error";
 	if (token == NULL || bearer_len >= token_len)
 		return "token too long";

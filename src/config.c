@@ -51,6 +51,7 @@ struct key {
 
 /* The enums are stored through an int; make sure that is their size. */
 _Static_assert(sizeof(enum config_auth) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_source) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_log_format) == sizeof(int), "enum size");
 
@@ -59,6 +60,7 @@ _Static_assert(sizeof(enum config_log_format) == sizeof(int), "enum size");
 #define FIELD(f, T) _Generic(((struct config *)NULL)->f, T: offsetof(struct config, f))
 
 static const char *const auth_names[] = { "none", "jwt", NULL };
+static const char *const source_names[] = { "queue", "stream", NULL };
 static const char *const level_names[] = { "debug", "info", "warn", "error", NULL };
 static const char *const format_names[] = { "kv", "json", NULL };
 
@@ -105,6 +107,10 @@ static const struct key keys[] = {
 	{ "amqp_dead_letter_exchange", K_STRING, FIELD(amqp_dead_letter_exchange, char *), 0, AMQP_SHORTSTR_MAX, NULL, "", false },
 	{ "amqp_queue_expires", K_MS, FIELD(amqp_queue_expires_ms, uint32_t), 0, UINT32_MAX, NULL, "24h", false },
 	{ "amqp_queue_max_bytes", K_SIZE, FIELD(amqp_queue_max_bytes, uint64_t), 0, 1024 * GIB, NULL, "1G", false },
+	{ "amqp_source", K_ENUM, FIELD(amqp_source, enum config_source), 0, 0, source_names, "queue", false },
+	{ "amqp_stream", K_STRING, FIELD(amqp_stream, char *), 1, AMQP_SHORTSTR_MAX, NULL, "notifications.log", false },
+	{ "amqp_stream_max_age", K_SECONDS, FIELD(amqp_stream_max_age_s, uint32_t), 0, UINT32_MAX, NULL, "24h", false },
+	{ "amqp_stream_max_bytes", K_SIZE, FIELD(amqp_stream_max_bytes, uint64_t), 0, 1024 * GIB, NULL, "1G", false },
 	{ "amqp_prefetch", K_UINT, FIELD(amqp_prefetch, uint32_t), 1, 65535, NULL, "512", false },
 	{ "amqp_heartbeat", K_SECONDS, FIELD(amqp_heartbeat_s, uint32_t), 0, 3600, NULL, "30s", false },
 	{ "amqp_reconnect_min", K_MS, FIELD(amqp_reconnect_min_ms, uint32_t), 1, UINT32_MAX, NULL, "500ms", false },
@@ -121,6 +127,9 @@ static const struct key keys[] = {
 	{ "push_max_body", K_SIZE, FIELD(push_max_body, uint64_t), 2, 64 * MIB, NULL, "1M", false },
 	{ "push_timeout", K_MS, FIELD(push_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "5s", false },
 	{ "push_max_batch", K_UINT, FIELD(push_max_batch, uint32_t), 1, 100000, NULL, "1000", false },
+
+	{ "history_max_bytes", K_SIZE, FIELD(history_max_bytes, uint64_t), 0, 64 * GIB, NULL, "64M", false },
+	{ "history_max_age", K_SECONDS, FIELD(history_max_age_s, uint32_t), 1, 366u * 86400u, NULL, "1h", false },
 
 	{ "workers", K_UINT, FIELD(workers, uint32_t), 1, 64, NULL, "2", false },
 	{ "max_message_size", K_SIZE, FIELD(max_message_size, uint64_t), 1, 64 * MIB, NULL, "1M", false },

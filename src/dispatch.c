@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "config.h"
 #include "delivery.h"
+#include "history.h"
 #include "log.h"
 #include "notifyd.h"
 #include "seq_window.h"
@@ -98,9 +99,24 @@ static void dispatch_flush_run(struct dispatch *d)
 }
 
 /* Messages leave in seq order; a broadcast waits for the end of the pass
- * (or the next unicast) to be written together with the ones after it. */
+ * (or the next unicast) to be written together with the ones after it.
+ * A stream message enters the history first, in the same order, so that a
+ * connection still replaying (which the fan-out skips) finds it there. */
 static void dispatch_fan_out(struct dispatch *d, struct msg *m)
 {
+	if (m->entry != NULL && d->gw->hist != NULL)
+		(void)history_add(d->gw->hist, m->entry, m->target.id, m->target.id_len, clock_now_ms());
+	if (m->quiet) {
+		m->owner = &d->sink;
+		if (m->phase == PHASE_MARK && d->gw->hist != NULL) {
+			/* Everything published before this start is in the
+			 * history now: serve the clients that waited for it. */
+			history_set_live(d->gw->hist);
+			ws_conn_history_live(d->gw);
+		}
+		msg_release(NULL, 0, m);
+		return;
+	}
 	if (m->target.kind == TARGET_USER) {
 		dispatch_flush_run(d);
 		dispatch_write(d, m);
@@ -121,6 +137,9 @@ static void dispatch_accept(struct dispatch *d, const struct ready *r)
 
 	if (r->msg != NULL)
 		d->sink.in_flight++;
+	/* Order does not matter for a gap: it only makes older ids too old. */
+	if (r->gap && d->gw->hist != NULL)
+		history_gap(d->gw->hist, r->offset);
 	rc = seq_window_add(&d->reorder, r->seq, 1, r->msg);
 	if (rc < 0) {
 		/* Cannot happen with one consumer; never drop a message over it. */
@@ -164,6 +183,8 @@ static void dispatch_on_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	ws_conn_sweep_all(d->gw, clock_now_ms());
+	if (d->gw->hist != NULL)
+		history_expire(d->gw->hist, clock_now_ms());
 }
 
 struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)
@@ -220,10 +241,15 @@ void dispatch_free(struct dispatch *d)
 	 * are not acked: the broker redelivers them. */
 	for (struct msg *p = d->run, *next; p != NULL; p = next) {
 		next = p->parts;
-		free(p);
+		p->parts = NULL;
+		msg_free(p);
 	}
-	for (uint64_t s = d->reorder.base; s < d->reorder.next; s++)
-		free(seq_window_item(&d->reorder, s));
+	for (uint64_t s = d->reorder.base; s < d->reorder.next; s++) {
+		struct msg *m = seq_window_item(&d->reorder, s);
+
+		if (m != NULL)
+			msg_free(m);
+	}
 	seq_window_free(&d->reorder);
 	free(d);
 }

@@ -190,6 +190,21 @@ static const char *joined_protocols(struct evhttp_request *req, size_t max, char
 	return *joined;
 }
 
+/* auth = none: the subprotocol to echo, as with a token (a bearer item is
+ * not looked at). */
+static void ws_subprotocol(struct evhttp_request *req, char *chosen, size_t chosen_len)
+{
+	char token[AUTH_JWT_TOKEN_MAX + 1];
+	char *joined;
+	bool oom;
+	const char *protos = joined_protocols(req, 2 * AUTH_JWT_TOKEN_MAX + 256, &joined, &oom);
+
+	chosen[0] = '\0';
+	if (protos != NULL)
+		(void)auth_jwt_from_subprotocol(protos, chosen, chosen_len, token, sizeof(token));
+	free(joined);
+}
+
 /* auth = jwt: find the token (subprotocol, ?token=, Authorization: Bearer),
  * verify it, check a userId given beside it.  Returns 0 with *id filled, or
  * the status to refuse with (401, or 500 out of memory) and *whyp. */
@@ -294,7 +309,7 @@ static void ws_headers(struct evhttp_request *req, struct ws_upgrade_request *up
  * counted, logged and answered the same way. */
 enum ws_refusal {
 	WR_HANDSHAKE = 0, WR_ORIGIN, WR_DRAINING, WR_CONNECTIONS, WR_IP_RATE, WR_QUERY, WR_AUTH,
-	WR_USER, WR_PER_USER, WR_INTERNAL
+	WR_USER, WR_PER_USER, WR_SINCE, WR_INTERNAL
 };
 
 static const struct {
@@ -312,6 +327,7 @@ static const struct {
 	[WR_AUTH] = { "auth", 0, -1, NULL },
 	[WR_USER] = { "user", 400, -1, "missing or invalid userId" },
 	[WR_PER_USER] = { "max_connections_per_user", 503, LIMIT_PER_USER, "too many connections for this user" },
+	[WR_SINCE] = { "since", 400, -1, "since needs the subprotocol " AUTH_JWT_SUBPROTOCOL_V2 },
 	[WR_INTERNAL] = { "internal", 500, -1, "cannot accept the connection" },
 };
 
@@ -350,7 +366,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	const struct config *cfg = gw->cfg;
 	struct ws_upgrade_request up;
 	struct evkeyvalq params;
-	const char *why = NULL, *query, *user, *origin, *host;
+	const char *why = NULL, *query, *user, *origin, *host, *since;
 	char *peer = NULL;
 	ev_uint16_t peer_port = 0;
 	struct auth_jwt_identity ident;
@@ -410,6 +426,14 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&params);
 		ws_refuse(hs, req, WR_USER, 0, NULL, NULL);
 		return;
+	} else {
+		ws_subprotocol(req, chosen, sizeof(chosen));
+	}
+	since = evhttp_find_header(&params, "since");
+	if (since != NULL && strcmp(chosen, AUTH_JWT_SUBPROTOCOL_V2) != 0) {
+		evhttp_clear_headers(&params);
+		ws_refuse(hs, req, WR_SINCE, 0, NULL, user);
+		return;
 	}
 	if (cfg->max_connections_per_user > 0 &&
 	    registry_user_count(&gw->reg, user, strlen(user)) >= cfg->max_connections_per_user) {
@@ -417,7 +441,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&params);
 		return;
 	}
-	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, expires_ms,
+	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, since, expires_ms,
 	    http_gate_release(hs->gate, req)) == NULL)
 		ws_refuse(hs, req, WR_INTERNAL, 0, NULL, user);
 	evhttp_clear_headers(&params);

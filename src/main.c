@@ -19,6 +19,7 @@
 #include "delivery.h"
 #include "dispatch.h"
 #include "http_push.h"
+#include "history.h"
 #include "http_server.h"
 #include "log.h"
 #include "mq_consumer.h"
@@ -346,7 +347,8 @@ static void daemon_free_leftovers(struct daemon *d)
 	/* Deliveries nobody finished stay unacked: the broker has them. */
 	while ((n = xqueue_drain(&d->readyq, r, 64)) > 0)
 		for (size_t i = 0; i < n; i++)
-			free(r[i].msg);
+			if (r[i].msg != NULL)
+				msg_free(r[i].msg);
 	xqueue_close(&d->jobq);
 	while (xqueue_pop_wait(&d->jobq, &j))
 		amqp_destroy_envelope(&j.env);
@@ -447,6 +449,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "notifyd: %s\n", err);
 		goto out;
 	}
+	if (d->cfg.amqp_source == CONFIG_SOURCE_STREAM && d->cfg.history_max_bytes > 0) {
+		d->gw.hist = history_new(d->cfg.history_max_bytes, (uint64_t)d->cfg.history_max_age_s * 1000u);
+		if (d->gw.hist == NULL) {
+			log_error("startup_failed", "why=\"cannot allocate the history\"");
+			goto out;
+		}
+	}
 	d->gw.dispatch = dispatch_new(&d->gw, &d->readyq);
 	d->gw.push = http_push_new(&d->gw, &d->pushq, &d->resultq);
 	d->status_ev = event_new(d->gw.base, xqueue_fd(&d->statusq), EV_READ | EV_PERSIST, on_status, d);
@@ -465,8 +474,10 @@ int main(int argc, char **argv)
 		log_error("startup_failed", "why=\"cannot start threads\"");
 		goto out;
 	}
-	log_info("started", "version=%s workers=%u queue=%s pid=%d", PACKAGE_VERSION,
-	    d->cfg.workers, d->cfg.amqp_queue, (int)getpid());
+	log_info("started", "version=%s workers=%u source=%s queue=%s pid=%d", PACKAGE_VERSION,
+	    d->cfg.workers, d->cfg.amqp_source == CONFIG_SOURCE_STREAM ? "stream" : "queue",
+	    d->cfg.amqp_source == CONFIG_SOURCE_STREAM ? d->cfg.amqp_stream : d->cfg.amqp_queue,
+	    (int)getpid());
 	sd_notify_send("READY=1");
 	{
 		uint64_t wd = sd_notify_watchdog_usec();
@@ -513,6 +524,7 @@ out:
 	if (d->gw.base != NULL)
 		event_base_free(d->gw.base);
 	registry_free(&d->gw.reg);
+	history_free(d->gw.hist);
 	peer_table_free(d->gw.peers);
 	auth_jwt_free(d->gw.auth);
 	xqueue_destroy(&d->jobq);

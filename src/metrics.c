@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "dispatch.h"
+#include "history.h"
 #include "notifyd.h"
 #include "stats.h"
 
@@ -91,6 +92,23 @@ void metrics_render(const struct gateway *gw, struct evbuffer *o)
 		    stats_push_label((enum push_status_idx)i), stats_get(&st->push_status[i]));
 	counter(o, "notifyd_push_messages_total", "Notifications published by POST /push and confirmed.",
 	    stats_get(&st->push_messages));
+	head(o, "notifyd_recoveries_total", "counter",
+	    "notifyd.v2 clients that asked to resume (since=), by outcome.");
+	for (int i = 0; i < WS_RECOVERY_COUNT; i++)
+		evbuffer_add_printf(o, "notifyd_recoveries_total{outcome=\"%s\"} %" PRIu64 "\n",
+		    stats_recovery_name((enum ws_recovery)i), stats_get(&st->recoveries[i]));
+	if (gw->hist != NULL) {
+		struct history_stats hs;
+
+		history_get_stats(gw->hist, clock_now_ms(), &hs);
+		gauge(o, "notifyd_history_bytes", "Memory held by the message history.", hs.bytes);
+		gauge(o, "notifyd_history_messages", "Messages (and start markers) in the history.", hs.entries);
+		gauge(o, "notifyd_history_users", "Users with messages in the history.", hs.users);
+		gauge(o, "notifyd_history_oldest_age_seconds", "Age of the oldest message in the history.",
+		    hs.oldest_age_ms / 1000);
+		counter(o, "notifyd_history_evicted_total", "Messages that left the history (memory or age).",
+		    hs.evicted);
+	}
 	head(o, "notifyd_delivery_latency_seconds", "histogram",
 	    "Time from the broker's delivery to a frame written to a client socket.");
 	for (int i = 0; i < STATS_LATENCY_BUCKETS; i++) {

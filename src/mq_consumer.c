@@ -41,6 +41,14 @@ struct mq_consumer {
 	size_t unsent;			/* verdicts settled in win, frames not sent yet */
 	amqp_bytes_t consumer_tag;
 	bool cancelled, drained_posted;
+	/* Stream source: where we are in the stream, and the start marker
+	 * that separates what was published before this start (history only)
+	 * from what is delivered live. */
+	bool stream;
+	bool have_offset;		/* next_offset is known */
+	bool warm;			/* this start's marker not seen yet */
+	uint64_t next_offset;
+	char marker[40];		/* nonce of the marker we wait for */
 	enum broker_state state;
 	char error[200];
 	struct mq_backoff backoff;
@@ -81,24 +89,39 @@ static void queue_arg(amqp_table_t *t, const char *key, amqp_field_value_t v)
  * amqp_queue_max_bytes.  A queue declared before with other arguments (by
  * an older notifyd) makes the broker answer 406: then take it as it is,
  * and say how to get the bounds.  Returns 0, -1 with c->error set. */
-static int consumer_declare_queue(struct mq_consumer *c)
+static int consumer_declare_queue(struct mq_consumer *c, const char *name)
 {
 	const struct config *cfg = c->cfg;
 	amqp_table_entry_t qarg[3];
 	amqp_table_t qargs = { 0, qarg };
 	amqp_channel_close_ok_t close_ok = { 0 };
 	amqp_rpc_reply_t r;
+	char age[24];
 
-	if (cfg->amqp_dead_letter_exchange[0] != '\0')
-		queue_arg(&qargs, "x-dead-letter-exchange", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
-		    .value.bytes = amqp_cstring_bytes(cfg->amqp_dead_letter_exchange) });
-	if (cfg->amqp_queue_expires_ms > 0)
-		queue_arg(&qargs, "x-expires", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
-		    .value.i64 = (int64_t)cfg->amqp_queue_expires_ms });
-	if (cfg->amqp_queue_max_bytes > 0)
-		queue_arg(&qargs, "x-max-length-bytes", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
-		    .value.i64 = (int64_t)cfg->amqp_queue_max_bytes });
-	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue), 0, 1, 0, 0, qargs);
+	if (c->stream) {
+		/* One durable log shared by every instance; retention by age
+		 * ("<n>s", the broker's unit syntax) and size. */
+		queue_arg(&qargs, "x-queue-type", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
+		    .value.bytes = amqp_cstring_bytes("stream") });
+		snprintf(age, sizeof(age), "%us", (unsigned)cfg->amqp_stream_max_age_s);
+		if (cfg->amqp_stream_max_age_s > 0)
+			queue_arg(&qargs, "x-max-age", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
+			    .value.bytes = amqp_cstring_bytes(age) });
+		if (cfg->amqp_stream_max_bytes > 0)
+			queue_arg(&qargs, "x-max-length-bytes", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
+			    .value.i64 = (int64_t)cfg->amqp_stream_max_bytes });
+	} else {
+		if (cfg->amqp_dead_letter_exchange[0] != '\0')
+			queue_arg(&qargs, "x-dead-letter-exchange", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
+			    .value.bytes = amqp_cstring_bytes(cfg->amqp_dead_letter_exchange) });
+		if (cfg->amqp_queue_expires_ms > 0)
+			queue_arg(&qargs, "x-expires", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
+			    .value.i64 = (int64_t)cfg->amqp_queue_expires_ms });
+		if (cfg->amqp_queue_max_bytes > 0)
+			queue_arg(&qargs, "x-max-length-bytes", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
+			    .value.i64 = (int64_t)cfg->amqp_queue_max_bytes });
+	}
+	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, qargs);
 	r = amqp_get_rpc_reply(c->conn);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
 		return 0;
@@ -108,15 +131,61 @@ static int consumer_declare_queue(struct mq_consumer *c)
 		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
 	}
-	log_warn("queue_arguments_differ", "queue=%s hint=\"the queue exists with other arguments: it "
-	    "is used as it is, without amqp_queue_expires and amqp_queue_max_bytes; delete it while no "
-	    "notifyd consumes it to have them\"", cfg->amqp_queue);
+	if (c->stream)
+		log_warn("queue_arguments_differ", "queue=%s hint=\"the stream exists with other arguments: "
+		    "it is used as it is, with its own retention\"", name);
+	else
+		log_warn("queue_arguments_differ", "queue=%s hint=\"the queue exists with other arguments: it "
+		    "is used as it is, without amqp_queue_expires and amqp_queue_max_bytes; delete it while no "
+		    "notifyd consumes it to have them\"", name);
 	amqp_send_method(c->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
 	amqp_channel_open(c->conn, CHANNEL);
 	if (!consumer_rpc_ok(c, "channel.open"))
 		return -1;
-	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue), 1, 0, 0, 0, amqp_empty_table);
+	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0, amqp_empty_table);
 	return consumer_rpc_ok(c, "queue.declare (passive)") ? 0 : -1;
+}
+
+/* Stream, first start (or not live yet): publish a marker and wait for its
+ * confirm.  Everything before it in the stream was published before this
+ * start: history only, never delivered live again; everything after is
+ * live.  Other instances see it as a position, nobody's message.  Returns
+ * 0, -1 with c->error set. */
+static int consumer_publish_marker(struct mq_consumer *c, const char *stream)
+{
+	amqp_basic_properties_t props;
+	amqp_table_entry_t h[1];
+	struct mq_link_frame f;
+	struct timeval tv = { 10, 0 };
+	uint64_t deadline = clock_now_ns() + 10000000000ull;
+
+	amqp_confirm_select(c->conn, CHANNEL);
+	if (!consumer_rpc_ok(c, "confirm.select"))
+		return -1;
+	snprintf(c->marker, sizeof(c->marker), "%d-%llx-%u", (int)getpid(),
+	    (unsigned long long)clock_now_ns(), c->gen);
+	h[0].key = amqp_cstring_bytes(MQ_MARKER_HEADER);
+	h[0].value = (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
+	    .value.bytes = amqp_cstring_bytes(c->marker) };
+	memset(&props, 0, sizeof(props));
+	props._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+	props.headers = (amqp_table_t){ 1, h };
+	props.delivery_mode = 2;
+	if (amqp_basic_publish(c->conn, CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(stream), 0, 0,
+	    &props, amqp_cstring_bytes("{}")) != AMQP_STATUS_OK) {
+		snprintf(c->error, sizeof(c->error), "marker publish failed");
+		return -1;
+	}
+	for (;;) {
+		mq_link_next_frame(&c->link, &tv, &f);
+		if (f.ev == LINK_CONFIRM_ACK)
+			return 0;
+		if (f.ev == LINK_FATAL || f.ev == LINK_CONFIRM_NACK || clock_now_ns() > deadline) {
+			snprintf(c->error, sizeof(c->error), "start marker not confirmed: %.150s",
+			    f.ev == LINK_FATAL ? c->link.error : "nack or timeout");
+			return -1;
+		}
+	}
 }
 
 /* Open the connection and set up the exchange, queue, bindings, QoS and
@@ -126,6 +195,10 @@ static int consumer_connect(struct mq_consumer *c)
 	const struct config *cfg = c->cfg;
 	amqp_basic_consume_ok_t *ok;
 	const char *keys[2 + CONFIG_LIST_MAX];
+	const char *name = c->stream ? cfg->amqp_stream : cfg->amqp_queue;
+	amqp_table_entry_t carg[1];
+	amqp_table_t cargs = { 0, carg };
+	char from[24];
 	size_t nkeys = 0;
 
 	if (mq_link_open(&c->link, cfg, "consumer") < 0) {
@@ -137,14 +210,14 @@ static int consumer_connect(struct mq_consumer *c)
 	    amqp_cstring_bytes("topic"), !cfg->amqp_exchange_declare, 1, 0, 0, amqp_empty_table);
 	if (!consumer_rpc_ok(c, "exchange.declare"))
 		return -1;
-	if (consumer_declare_queue(c) < 0)
+	if (consumer_declare_queue(c, name) < 0)
 		return -1;
 	keys[nkeys++] = "user.*";
 	keys[nkeys++] = "broadcast";
 	for (size_t i = 0; i < cfg->amqp_bindings.n; i++)
 		keys[nkeys++] = cfg->amqp_bindings.item[i];
 	for (size_t i = 0; i < nkeys; i++) {
-		amqp_queue_bind(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue),
+		amqp_queue_bind(c->conn, CHANNEL, amqp_cstring_bytes(name),
 		    amqp_cstring_bytes(cfg->amqp_exchange), amqp_cstring_bytes(keys[i]),
 		    amqp_empty_table);
 		if (!consumer_rpc_ok(c, "queue.bind"))
@@ -153,13 +226,39 @@ static int consumer_connect(struct mq_consumer *c)
 	amqp_basic_qos(c->conn, CHANNEL, 0, (uint16_t)cfg->amqp_prefetch, 0);
 	if (!consumer_rpc_ok(c, "basic.qos"))
 		return -1;
-	ok = amqp_basic_consume(c->conn, CHANNEL, amqp_cstring_bytes(cfg->amqp_queue),
-	    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+	if (c->stream) {
+		/* Back after a lost connection: on from where we were.  A start
+		 * with history: the last history_max_age first, as warm-up. */
+		carg[0].key = amqp_cstring_bytes("x-stream-offset");
+		if (c->have_offset) {
+			carg[0].value = (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
+			    .value.i64 = (int64_t)c->next_offset };
+		} else {
+			if (c->warm)
+				snprintf(from, sizeof(from), "%us", (unsigned)cfg->history_max_age_s);
+			else
+				snprintf(from, sizeof(from), "next");
+			carg[0].value = (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
+			    .value.bytes = amqp_cstring_bytes(from) };
+		}
+		cargs.num_entries = 1;
+		if (c->warm && consumer_publish_marker(c, name) < 0)
+			return -1;
+	}
+	ok = amqp_basic_consume(c->conn, CHANNEL, amqp_cstring_bytes(name),
+	    amqp_empty_bytes, 0, 0, 0, cargs);
 	if (ok == NULL || !consumer_rpc_ok(c, "basic.consume"))
 		return -1;
 	c->consumer_tag = amqp_bytes_malloc_dup(ok->consumer_tag);
-	log_info("broker_consuming", "queue=%s prefetch=%u generation=%u",
-	    cfg->amqp_queue, cfg->amqp_prefetch, c->gen);
+	if (c->stream)
+		log_info("broker_consuming", "stream=%s prefetch=%u generation=%u from=%s%s",
+		    name, cfg->amqp_prefetch, c->gen,
+		    c->have_offset ? "offset:" : (c->warm ? "age:" : ""),
+		    c->have_offset ? (snprintf(from, sizeof(from), "%llu",
+		    (unsigned long long)c->next_offset), from) : from);
+	else
+		log_info("broker_consuming", "queue=%s prefetch=%u generation=%u",
+		    name, cfg->amqp_prefetch, c->gen);
 	c->error[0] = '\0';
 	return 0;
 }
@@ -213,7 +312,9 @@ static int consumer_flush_acks(struct mq_consumer *c, bool force)
 		for (size_t i = 0; i < k; i++) {
 			int st;
 
-			if (acts[i].kind == ACK_REJECT) {
+			/* A stream has no reject (the broker closes the
+			 * connection with 540): an ack there is only credit. */
+			if (acts[i].kind == ACK_REJECT && !c->stream) {
 				st = amqp_basic_reject(c->conn, CHANNEL, acts[i].tag, 0);
 			} else {
 				st = amqp_basic_ack(c->conn, CHANNEL, acts[i].tag, acts[i].multiple);
@@ -238,6 +339,62 @@ static int consumer_other_frame(struct mq_consumer *c)
 	if (f.ev == LINK_FATAL || f.ev == LINK_CANCELLED) {
 		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
+	}
+	return 0;
+}
+
+static const amqp_field_value_t *header(const amqp_envelope_t *env, const char *name)
+{
+	const amqp_basic_properties_t *p = &env->message.properties;
+	size_t n = strlen(name);
+
+	if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+		return NULL;
+	for (int i = 0; i < p->headers.num_entries; i++)
+		if (p->headers.entries[i].key.len == n && memcmp(p->headers.entries[i].key.bytes, name, n) == 0)
+			return &p->headers.entries[i].value;
+	return NULL;
+}
+
+/* A stream delivery: its offset (the broker's x-stream-offset header), a
+ * gap when offsets jumped (retention removed what we had not read yet),
+ * and the phase: before our marker, our marker, after it.  Returns -1 for
+ * an offset already seen. */
+static int consumer_stream_position(struct mq_consumer *c, const amqp_envelope_t *env, struct job *j)
+{
+	const amqp_field_value_t *off = header(env, "x-stream-offset");
+	const amqp_field_value_t *mark = header(env, MQ_MARKER_HEADER);
+	uint64_t o;
+
+	if (off == NULL || (off->kind != AMQP_FIELD_KIND_I64 && off->kind != AMQP_FIELD_KIND_U64) ||
+	    off->value.i64 < 0) {
+		/* Not from a stream after all: deliver it without an id. */
+		j->phase = PHASE_QUEUE;
+		return 0;
+	}
+	o = (uint64_t)off->value.i64;
+	if (c->have_offset && o < c->next_offset)
+		return -1;
+	if (c->have_offset && o > c->next_offset) {
+		j->gap = true;
+		log_warn("stream_gap", "expected=%llu got=%llu hint=\"retention removed messages before "
+		    "they were read: ids before this one cannot be resumed\"",
+		    (unsigned long long)c->next_offset, (unsigned long long)o);
+	}
+	c->have_offset = true;
+	c->next_offset = o + 1;
+	j->offset = o;
+	j->anchor = mark != NULL;
+	if (!c->warm) {
+		j->phase = PHASE_LIVE;
+	} else if (mark != NULL && (mark->kind == AMQP_FIELD_KIND_UTF8 || mark->kind == AMQP_FIELD_KIND_BYTES) &&
+	    mark->value.bytes.len == strlen(c->marker) &&
+	    memcmp(mark->value.bytes.bytes, c->marker, mark->value.bytes.len) == 0) {
+		j->phase = PHASE_MARK;
+		c->warm = false;
+		log_info("stream_live", "offset=%llu", (unsigned long long)o);
+	} else {
+		j->phase = PHASE_WARM;
 	}
 	return 0;
 }
@@ -302,6 +459,15 @@ static int consumer_session(struct mq_consumer *c)
 		if (res.reply_type == AMQP_RESPONSE_NORMAL) {
 			struct job j;
 
+			memset(&j, 0, sizeof(j));
+			if (c->stream && consumer_stream_position(c, &env, &j) < 0) {
+				/* Seen already (a resume starts at its chunk): credit only. */
+				if (ack_window_delivered(&c->win, env.delivery_tag) == 0 &&
+				    ack_window_settle(&c->win, env.delivery_tag, ACK_ACK) == 0)
+					c->unsent++;
+				amqp_destroy_envelope(&env);
+				continue;
+			}
 			j.seq = ++c->seq;
 			j.tag = env.delivery_tag;
 			j.gen = c->gen;
@@ -418,6 +584,9 @@ struct mq_consumer *mq_consumer_start(const struct config *cfg, struct stats *st
 	c->ackq = ackq;
 	c->statusq = statusq;
 	c->gen = 1;
+	c->stream = cfg->amqp_source == CONFIG_SOURCE_STREAM;
+	/* Without a history there is nothing to warm: live from "next". */
+	c->warm = c->stream && cfg->history_max_bytes > 0;
 	mq_backoff_init(&c->backoff, cfg, (unsigned int)(clock_now_ns() ^ (uint64_t)getpid()));
 	c->consumer_tag = amqp_empty_bytes;
 	atomic_init(&c->command, CONSUMER_RUN);

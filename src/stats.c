@@ -54,6 +54,15 @@ const char *stats_limit_name(enum limit_kind k)
 	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
 }
 
+const char *stats_recovery_name(enum ws_recovery r)
+{
+	static const char *const names[WS_RECOVERY_COUNT] = {
+		"recovered", "too_old", "unknown_epoch", "malformed", "unavailable"
+	};
+
+	return (unsigned)r < WS_RECOVERY_COUNT ? names[r] : "unknown";
+}
+
 void stats_observe_latency(struct stats *s, uint64_t ns)
 {
 	double sec = (double)ns / 1e9;

@@ -10,7 +10,9 @@
 
 #include "ack_window.h"
 #include "delivery.h"
+#include "history.h"
 #include "log.h"
+#include "msg_id.h"
 #include "target.h"
 #include "ws_frame.h"
 #include "xqueue.h"
@@ -32,18 +34,56 @@ static int content_encoded(const amqp_basic_properties_t *p)
 	    strncasecmp(p->content_encoding.bytes, "identity", 8) == 0);
 }
 
+/* The msg of a delivery that passed the checks (or a marker), with its
+ * stream entry: id, notifyd.v2 frame, history. */
+static struct msg *worker_msg(const struct job *j, const struct target *t, enum hist_kind kind,
+    enum reject_reason *reason)
+{
+	const amqp_bytes_t body = j->env.message.body;
+	const amqp_bytes_t rk = j->env.routing_key;
+	uint8_t hdr[WS_SERVER_HEADER_MAX];
+	size_t h = ws_frame_header_encode(hdr, WS_OP_TEXT, body.len);
+	struct msg *m = malloc(sizeof(*m) + h + body.len);
+
+	if (m == NULL) {
+		/* Not the message's fault: leave it to redelivery. */
+		*reason = REJECT_REASON_COUNT;
+		return NULL;
+	}
+	msg_init(m, j->gen, j->tag, j->t_recv_ns, t, h + body.len);
+	memcpy(m->frame, hdr, h);
+	memcpy(m->frame + h, body.bytes, body.len);
+	m->phase = j->phase;
+	m->quiet = j->phase == PHASE_WARM || j->phase == PHASE_MARK || kind == HIST_ANCHOR;
+	if (j->phase != PHASE_QUEUE) {
+		m->entry = hist_entry_new(j->offset, msg_id_check(rk.bytes, rk.len, body.bytes, body.len),
+		    kind, body.bytes, body.len);
+		if (m->entry == NULL) {
+			free(m);
+			*reason = REJECT_REASON_COUNT;
+			return NULL;
+		}
+	}
+	return m;
+}
+
 struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum reject_reason *reason)
 {
 	const amqp_bytes_t body = j->env.message.body;
 	const amqp_bytes_t rk = j->env.routing_key;
 	const char *text = body.bytes;
 	struct target t;
-	struct msg *m;
 	cJSON *root;
 	int rc;
-	size_t h;
-	uint8_t hdr[WS_SERVER_HEADER_MAX];
 
+	if (j->anchor) {
+		/* A start marker: a position in the stream for ids, nobody's
+		 * message; its body is not looked at. */
+		t.kind = TARGET_NONE;
+		t.id_len = 0;
+		t.id[0] = '\0';
+		return worker_msg(j, &t, HIST_ANCHOR, reason);
+	}
 	if (body.len > max_message) {
 		*reason = REJECT_TOO_LARGE;
 		return NULL;
@@ -81,18 +121,7 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 		}
 	}
 	cJSON_Delete(root);
-
-	h = ws_frame_header_encode(hdr, WS_OP_TEXT, body.len);
-	m = malloc(sizeof(*m) + h + body.len);
-	if (m == NULL) {
-		/* Not the message's fault: leave it to redelivery. */
-		*reason = REJECT_REASON_COUNT;
-		return NULL;
-	}
-	msg_init(m, j->gen, j->tag, j->t_recv_ns, &t, h + body.len);
-	memcpy(m->frame, hdr, h);
-	memcpy(m->frame + h, body.bytes, body.len);
-	return m;
+	return worker_msg(j, &t, t.kind == TARGET_USER ? HIST_USER : HIST_BROADCAST, reason);
 }
 
 static void *worker_main(void *arg)
@@ -103,7 +132,7 @@ static void *worker_main(void *arg)
 	while (xqueue_pop_wait(wp->jobq, &j)) {
 		enum reject_reason why = REJECT_REASON_COUNT;
 		struct msg *m = worker_prepare(&j, wp->max_message, &why);
-		struct ready r = { .seq = j.seq, .msg = m };
+		struct ready r = { .seq = j.seq, .msg = m, .offset = j.offset, .phase = j.phase, .gap = j.gap };
 
 		if (m == NULL && why < REJECT_REASON_COUNT) {
 			struct ack_item a = { .tag = j.tag, .gen = j.gen, .kind = ACK_REJECT };
@@ -118,7 +147,7 @@ static void *worker_main(void *arg)
 		}
 		amqp_destroy_envelope(&j.env);
 		if (xqueue_push(wp->readyq, &r) < 0)
-			free(m);	/* shutting down: unacked, the broker keeps it */
+			msg_free(m);	/* shutting down: unacked, the broker keeps it */
 	}
 	return NULL;
 }

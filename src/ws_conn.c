@@ -16,9 +16,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "auth_jwt.h"
 #include "clock.h"
 #include "config.h"
 #include "delivery.h"
+#include "envelope.h"
+#include "history.h"
 #include "log.h"
 #include "notifyd.h"
 #include "peer_table.h"
@@ -31,6 +34,13 @@
 /* More pings than this while one pong waits is a flood, not a keep-alive:
  * a client pings again only after it got its pong, or after seconds. */
 #define WS_PINGS_PER_PONG_MAX 100
+
+/* Where a notifyd.v2 connection stands with live delivery. */
+enum ws_resume {
+	WR_LIVE = 0,		/* takes every new message */
+	WR_WAITING,		/* the history is warming up: nothing sent yet */
+	WR_REPLAYING		/* sending from the history; live ones are found there */
+};
 
 enum ws_state {
 	WS_OPEN = 0,
@@ -70,6 +80,11 @@ struct ws_conn {
 	bool tls;			/* bytes go through OpenSSL: no direct send */
 	bool pong_pending;		/* pong holds an answer not yet queued */
 	bool read_paused;		/* output over ws_send_queue_max: not reading */
+	bool v2;			/* subprotocol notifyd.v2: envelopes with ids */
+	uint8_t resume;			/* enum ws_resume */
+	char *since;			/* WR_WAITING: the id to resume after (NULL: none) */
+	uint64_t replay_after;		/* WR_REPLAYING: offset of the last one sent */
+	uint64_t replayed;
 	uint32_t direct_pass;		/* dispatcher pass of the last direct send */
 	uint16_t close_sent;		/* 0: none yet */
 	uint16_t close_received;	/* 0: none yet */
@@ -77,6 +92,7 @@ struct ws_conn {
 };
 
 static void ws_conn_readcb(struct bufferevent *bev, void *arg);
+static void ws_conn_replay(struct ws_conn *c);
 static void ws_conn_writecb(struct bufferevent *bev, void *arg);
 static void ws_conn_eventcb(struct bufferevent *bev, short what, void *arg);
 
@@ -169,6 +185,7 @@ static void ws_conn_forget(struct ws_conn *c)
 	peer_release(gw->peers, c->peer);
 	stats_add(&gw->stats->ws_closed, 1);
 	free(c->pong);
+	free(c->since);
 	free(c);
 }
 
@@ -201,9 +218,11 @@ static void ws_conn_evcon_closed(struct evhttp_connection *evcon, void *arg)
 	ws_conn_forget(arg);
 }
 
+static void ws_conn_resume(struct ws_conn *c, const char *since);
+
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
-    uint64_t expires_ms, struct peer *peer)
+    const char *since, uint64_t expires_ms, struct peer *peer)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	char resp[WS_RESPONSE_MAX];
@@ -226,6 +245,7 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 	c->id = ++gw->next_conn_id;
 	c->next_ping_ms = now + gw->cfg->ws_ping_interval_ms;
 	c->expires_ms = expires_ms;
+	c->v2 = subprotocol != NULL && strcmp(subprotocol, AUTH_JWT_SUBPROTOCOL_V2) == 0;
 	ws_reader_init(&c->reader, gw->cfg->ws_max_message_size);
 
 	/* The takeover: from here on the bytes are ours, never evhttp's.  The
@@ -274,6 +294,20 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 		log_info("ws_open", "conn=%llu user=%s addr=%s conns=%zu",
 		    (unsigned long long)c->id, log_quote(uq, sizeof(uq), user, user_len),
 		    ws_conn_peer(c, addr, sizeof(addr)), registry_count(&gw->reg));
+	}
+
+	if (c->v2) {
+		if (gw->hist != NULL && !history_live(gw->hist)) {
+			/* Starting: the clients wait for the history to be
+			 * complete, then are served in ws_conn_history_live(). */
+			c->resume = WR_WAITING;
+			if (since != NULL && (c->since = strdup(since)) == NULL) {
+				ws_conn_free(c, "out_of_memory");
+				return NULL;
+			}
+		} else {
+			ws_conn_resume(c, since);
+		}
 	}
 
 	/* A client may send its first frame together with the handshake. */
@@ -384,6 +418,8 @@ static void ws_conn_writecb(struct bufferevent *bev, void *arg)
 		c->pong_pending = false;
 		ws_conn_put_frame(c, WS_OP_PONG, c->pong->payload, c->pong->len);
 	}
+	if (c->resume == WR_REPLAYING && c->state == WS_OPEN)
+		ws_conn_replay(c);
 	if (c->read_paused) {
 		c->read_paused = false;
 		bufferevent_enable(bev, EV_READ);
@@ -474,27 +510,34 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 {
 	bool direct = c->direct_pass != pass;
 	struct evbuffer *out;
-	size_t pending, sent = 0;
+	size_t pending, sent = 0, len = m->frame_len;
+	const uint8_t *frame = m->frame;
 
-	if (c->state != WS_OPEN)
+	/* Not live yet: a replaying client finds this one in the history. */
+	if (c->state != WS_OPEN || c->resume != WR_LIVE)
 		return 0;
+	if (c->v2) {
+		if (msg_v2_frame(m) < 0)
+			return 0;
+		frame = m->v2;
+		len = m->v2_len;
+	}
 	out = bufferevent_get_output(c->bev);
 	pending = evbuffer_get_length(out);
 	/* One frame is always accepted by an idle writer, whatever its size. */
-	if (pending > 0 && pending + m->frame_len > c->gw->cfg->ws_send_queue_max) {
+	if (pending > 0 && pending + len > c->gw->cfg->ws_send_queue_max) {
 		ws_conn_slow(c, "queue_full", pending);
 		return 0;
 	}
-	c->bytes_queued += m->frame_len;
+	c->bytes_queued += len;
 	/* Nothing queued ahead: hand the frame to the kernel now.  One send()
 	 * instead of arming a write event, waiting a loop turn, writev() and
 	 * disarming; and the frame counts as written at once. */
 	c->direct_pass = pass;
 	if (direct && pending == 0 && !c->tls) {
-		ssize_t n = send(bufferevent_getfd(c->bev), m->frame, m->frame_len,
-		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = send(bufferevent_getfd(c->bev), frame, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 
-		if (n == (ssize_t)m->frame_len) {
+		if (n == (ssize_t)len) {
 			msg_observe_written(m, clock_now_ns());
 			return 1;
 		}
@@ -504,8 +547,8 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 			sent = (size_t)n;
 	}
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-	if (evbuffer_add_reference(out, m->frame + sent, m->frame_len - sent, msg_release, m) < 0) {
-		msg_release(m->frame, m->frame_len, m);
+	if (evbuffer_add_reference(out, frame + sent, len - sent, msg_release, m) < 0) {
+		msg_release(frame, len, m);
 		return 0;
 	}
 	ws_conn_want_write(c);
@@ -556,6 +599,100 @@ void ws_conn_sweep(struct ws_conn *c, uint64_t now_ms)
 	}
 }
 
+/* ---- notifyd.v2: ids, resuming ------------------------------------------ */
+
+static void ws_conn_put_text(struct ws_conn *c, const uint8_t *frame, size_t len)
+{
+	if (len > 0 && evbuffer_add(bufferevent_get_output(c->bev), frame, len) == 0) {
+		c->bytes_queued += len;
+		ws_conn_want_write(c);
+		ws_conn_mark(c, clock_now_ms());
+	}
+}
+
+static const char *ws_conn_newest_id(const struct ws_conn *c)
+{
+	const struct hist_entry *e = c->gw->hist != NULL ? history_newest(c->gw->hist) : NULL;
+
+	return e != NULL ? e->id : NULL;
+}
+
+/* Live from here: say so, with the position the client keeps. */
+static void ws_conn_go_live(struct ws_conn *c, const char *reason, bool recovered)
+{
+	uint8_t f[ENVELOPE_STATUS_MAX];
+	size_t n;
+
+	c->resume = WR_LIVE;
+	if (!recovered)
+		n = envelope_hello(f, ws_conn_newest_id(c));
+	else
+		n = envelope_recovered(f, reason, c->replayed, ws_conn_newest_id(c));
+	ws_conn_put_text(c, f, n);
+}
+
+static void ws_conn_recovery_done(struct ws_conn *c, enum ws_recovery outcome, const char *reason)
+{
+	stats_add(&c->gw->stats->recoveries[outcome], 1);
+	log_info("ws_recovery", "conn=%llu outcome=%s replayed=%llu", (unsigned long long)c->id,
+	    reason != NULL ? reason : "recovered", (unsigned long long)c->replayed);
+	ws_conn_go_live(c, reason, true);
+}
+
+static bool ws_conn_replay_one(void *arg, struct hist_entry *e)
+{
+	struct ws_conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	hist_entry_ref(e);
+	if (evbuffer_add_reference(out, e->frame, e->frame_len, hist_entry_release, e) < 0) {
+		hist_entry_unref(e);
+		return false;
+	}
+	c->bytes_queued += e->frame_len;
+	c->replayed++;
+	/* Half the queue per turn: the rest when the client has read it. */
+	return evbuffer_get_length(out) < c->gw->cfg->ws_send_queue_max / 2;
+}
+
+static void ws_conn_replay(struct ws_conn *c)
+{
+	enum hist_replay r = history_replay(c->gw->hist, c->links.user->id, c->links.user->id_len,
+	    &c->replay_after, ws_conn_replay_one, c);
+
+	ws_conn_want_write(c);
+	ws_conn_mark(c, clock_now_ms());
+	if (r == HIST_REPLAY_DONE)
+		ws_conn_recovery_done(c, WS_RECOVERED, NULL);
+	else if (r == HIST_REPLAY_LOST)
+		ws_conn_recovery_done(c, WS_RECOVERY_TOO_OLD, hist_outcome_name(HIST_TOO_OLD));
+}
+
+/* A notifyd.v2 client once the history can serve it: resume after since,
+ * or say hello. */
+static void ws_conn_resume(struct ws_conn *c, const char *since)
+{
+	struct history *h = c->gw->hist;
+	enum hist_outcome o;
+
+	if (since == NULL) {
+		ws_conn_go_live(c, NULL, false);
+		return;
+	}
+	if (h == NULL) {
+		ws_conn_recovery_done(c, WS_RECOVERY_UNAVAILABLE, "unavailable");
+		return;
+	}
+	o = history_since(h, since, strlen(since), c->links.user->id, c->links.user->id_len,
+	    &c->replay_after);
+	if (o != HIST_RESUMABLE) {
+		ws_conn_recovery_done(c, (enum ws_recovery)o, hist_outcome_name(o));
+		return;
+	}
+	c->resume = WR_REPLAYING;
+	ws_conn_replay(c);
+}
+
 static struct ws_conn *ws_conn_from_links(struct conn_links *l)
 {
 	return (struct ws_conn *)(void *)l;
@@ -604,6 +741,23 @@ void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason)
 
 	for (l = LIST_FIRST(&gw->reg.all); l != NULL; l = LIST_NEXT(l, all))
 		ws_conn_close(ws_conn_from_links(l), code, reason);
+}
+
+void ws_conn_history_live(struct gateway *gw)
+{
+	struct conn_links *l;
+
+	for (l = LIST_FIRST(&gw->reg.all); l != NULL; l = LIST_NEXT(l, all)) {
+		struct ws_conn *c = ws_conn_from_links(l);
+		char *since = c->since;
+
+		if (c->resume != WR_WAITING)
+			continue;
+		c->since = NULL;
+		if (c->state == WS_OPEN)
+			ws_conn_resume(c, since);
+		free(since);
+	}
 }
 
 void ws_conn_free_all(struct gateway *gw, const char *why)

@@ -1094,15 +1094,20 @@ static void test_subprotocol(void)
 		     "token first, no blank");
 	expect_proto(" chat ,\tnotifyd.v1\t, , bearer.x.y.z ,", NULL, "notifyd.v1", "x.y.z",
 		     "blanks, empty items and another protocol");
-	expect_proto("bearer.aaa.bbb.ccc", "bearer subprotocol without notifyd.v1", "", "",
+	expect_proto("bearer.aaa.bbb.ccc", "bearer subprotocol without notifyd.v1 or notifyd.v2", "", "",
 		     "token without notifyd.v1");
+	expect_proto("notifyd.v2", NULL, "notifyd.v2", "", "notifyd.v2 alone");
+	expect_proto("notifyd.v1, notifyd.v2, bearer.x.y.z", NULL, "notifyd.v2", "x.y.z",
+		     "notifyd.v2 preferred wherever it is listed");
+	expect_proto("notifyd.v2, bearer.x.y.z", NULL, "notifyd.v2", "x.y.z", "a token beside notifyd.v2");
+	expect_proto("notifyd.v20, notifyd.v, NOTIFYD.V2", NULL, "", "", "near misses of notifyd.v2");
 	expect_proto("notifyd.v1, bearer.a.b.c, bearer.d.e.f", "several bearer subprotocols",
 		     "notifyd.v1", "", "two tokens");
 	expect_proto("notifyd.v1, bearer.", "empty bearer token", "notifyd.v1", "", "empty token");
 	expect_proto("notifyd.v1, Bearer.a.b.c", NULL, "notifyd.v1", "",
 		     "\"Bearer.\" is another protocol (names are case-sensitive)");
 	expect_proto("notifyd.v10, notifyd.v, NOTIFYD.V1", NULL, "", "", "near misses of notifyd.v1");
-	expect_proto("notifyd.v10, bearer.a.b.c", "bearer subprotocol without notifyd.v1", "", "",
+	expect_proto("notifyd.v10, bearer.a.b.c", "bearer subprotocol without notifyd.v1 or notifyd.v2", "", "",
 		     "token with notifyd.v10");
 	expect_proto("notifyd.v1, bearertoken", NULL, "notifyd.v1", "", "\"bearer\" without a dot");
 
