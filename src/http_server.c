@@ -431,8 +431,8 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	}
 	since = evhttp_find_header(&params, "since");
 	if (since != NULL && strcmp(chosen, AUTH_JWT_SUBPROTOCOL_V2) != 0) {
+		ws_refuse(hs, req, WR_SINCE, 0, NULL, user);	/* user may point into params */
 		evhttp_clear_headers(&params);
-		ws_refuse(hs, req, WR_SINCE, 0, NULL, user);
 		return;
 	}
 	if (cfg->max_connections_per_user > 0 &&

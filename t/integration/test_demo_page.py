@@ -102,14 +102,14 @@ class NodeRun:
     """demo_page.cjs as a child process (its own process group, so that the
     browser it starts goes with it); JSON lines from its stdout."""
 
-    def __init__(self, node, node_path, args, workdir):
+    def __init__(self, node, node_path, args, workdir, script=SCRIPT):
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "NODE_PATH": node_path, "LANG": "C.UTF-8",
                "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
         if os.environ.get("CHROMIUM"):
             env["CHROMIUM"] = os.environ["CHROMIUM"]
-        self.err_path = os.path.join(workdir, "demo_page.stderr")
+        self.err_path = os.path.join(workdir, os.path.basename(script) + ".stderr")
         self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([node, SCRIPT] + args, env=env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([node, script] + args, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.err, cwd=workdir,
                                      start_new_session=True)
         self.lines = queue.Queue()

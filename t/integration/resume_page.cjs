@@ -1,0 +1,78 @@
+// resume_page.cjs - the README's browser example of notifyd.v2 (ids and
+// resuming) in Debian's headless Chromium, for test_stream_browser.py.
+//
+//   NODE_PATH=.../node_modules node resume_page.cjs BASEURL PUSHKEY USER
+//
+// BASEURL is notifyd with demo = on (the page gives the browser an origin
+// notifyd accepts).  Notifications are sent with POST /push from Node.
+// Prints JSON lines: {"step":"first",...}, {"step":"resumed",...},
+// {"step":"done","frames":[...]} or {"step":"error","message":...}.
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+const [base, pushKey, user] = process.argv.slice(2);
+const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+
+// The README example, as a page would run it; frames go to window.seen.
+const connect = (args) => new Promise((resolve, reject) => {
+  const [u, wsBase] = args;
+  window.seen = window.seen || [];
+  const last = localStorage.getItem('notifyd.last');
+  const url = wsBase + '/ws?userId=' + encodeURIComponent(u) +
+      (last ? '&since=' + encodeURIComponent(last) : '');
+  const ws = new WebSocket(url, ['notifyd.v2']);
+  window.ws = ws;
+  ws.onerror = () => reject(new Error('websocket error'));
+  ws.onmessage = (ev) => {
+    const f = JSON.parse(ev.data);
+    if (f.id) localStorage.setItem('notifyd.last', f.id);
+    window.seen.push(f);
+    if (f.type === 'hello' || f.type === 'recovered') resolve({ protocol: ws.protocol, first: f });
+  };
+});
+
+async function push(body) {
+  const r = await fetch(base + '/push', {
+    method: 'POST',
+    headers: { Authorization: 'Bearer ' + pushKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (r.status !== 202) throw new Error('push answered ' + r.status);
+}
+
+async function waitFor(page, n) {
+  await page.waitForFunction((k) => window.seen.filter((f) => f.type === 'message').length >= k,
+    n, { timeout: 15000 });
+}
+
+(async () => {
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
+      timeout: 60000,
+    });
+    const page = await browser.newPage();
+    await page.goto(base + '/');
+    const wsBase = base.replace(/^http/, 'ws');
+    const first = await page.evaluate(connect, [user, wsBase]);
+    say({ step: 'first', ...first });
+    for (let i = 0; i < 3; i++) await push({ user_id: user, n: 'before-' + i });
+    await waitFor(page, 3);
+    await page.evaluate(() => new Promise((r) => { window.ws.onclose = r; window.ws.close(); }));
+    for (let i = 0; i < 5; i++) await push(i % 2 ? { broadcast: true, n: 'missed-' + i } : { user_id: user, n: 'missed-' + i });
+    const resumed = await page.evaluate(connect, [user, wsBase]);
+    say({ step: 'resumed', ...resumed });
+    await waitFor(page, 8);
+    await push({ user_id: user, n: 'live' });
+    await waitFor(page, 9);
+    say({ step: 'done', frames: await page.evaluate(() => window.seen) });
+  } catch (e) {
+    say({ step: 'error', message: String(e && e.stack || e) });
+    process.exitCode = 1;
+  } finally {
+    if (browser) await browser.close();
+  }
+})();
