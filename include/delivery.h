@@ -69,6 +69,10 @@ struct job {
 	amqp_envelope_t env;
 };
 
+/* The shapes of a notification on the wire: the raw text frame (frame[]),
+ * the notifyd.v2 envelope frame, a text/event-stream event. */
+enum msg_format { MSG_RAW = 0, MSG_V2, MSG_SSE, MSG_FORMATS };
+
 struct msg {
 	atomic_uint refs;
 	uint32_t gen;
@@ -83,9 +87,12 @@ struct msg {
 	uint8_t phase;		/* enum stream_phase of its job */
 	struct target target;
 	struct hist_entry *entry; /* stream: its id and notifyd.v2 frame, shared with history */
-	const uint8_t *v2;	/* the notifyd.v2 frame, once known (entry's, or v2_own) */
-	uint8_t *v2_own;	/* built here when there is no entry (queue mode, a batch) */
-	size_t v2_len;
+	/* The other formats, built once, when a connection first needs one. */
+	struct {
+		const uint8_t *p;	/* NULL until built; may point into entry */
+		uint8_t *own;		/* what we allocated for it */
+		size_t len;
+	} alt[MSG_FORMATS - 1];
 	size_t frame_len;
 	uint8_t frame[];	/* unmasked text frame: header then the body */
 };
@@ -108,18 +115,21 @@ static inline void msg_init(struct msg *m, uint32_t gen, uint64_t tag, uint64_t 
 	m->phase = PHASE_QUEUE;
 	m->target = *t;
 	m->entry = NULL;
-	m->v2 = NULL;
-	m->v2_own = NULL;
-	m->v2_len = 0;
+	for (int i = 0; i < MSG_FORMATS - 1; i++) {
+		m->alt[i].p = NULL;
+		m->alt[i].own = NULL;
+		m->alt[i].len = 0;
+	}
 	m->frame_len = frame_len;
 }
 
 /* Free a msg (and its parts) that will never be written nor settled. */
 void msg_free(struct msg *m);
 
-/* The notifyd.v2 frame of m, built the first time a connection needs it
- * (event loop).  Returns 0, -1 when out of memory. */
-int msg_v2_frame(struct msg *m);
+/* The bytes of m (every part of a batch, back to back) in format f, built
+ * the first time a connection needs them (event loop).  NULL when out of
+ * memory. */
+const uint8_t *msg_bytes(struct msg *m, enum msg_format f, size_t *len);
 
 /* evbuffer_ref_cleanup_cb for a msg referenced into an output buffer
  * (data set: that writer handed the frame to the kernel, or its connection

@@ -28,10 +28,18 @@ size_t envelope_message_len(size_t id_len, size_t body_len);
 void envelope_message_write(uint8_t *dst, const char *id, size_t id_len, const void *body,
     size_t body_len);
 
+/* The body of a message frame written by envelope_message_write() with
+ * an id: *len bytes at the returned pointer. */
+const uint8_t *envelope_message_body(const uint8_t *frame, size_t frame_len, size_t id_len, size_t *len);
+
 /* Status frames; id NULL or "" leaves "id" out.  reason NULL: recovered
  * true with count.  Return the frame's length. */
 size_t envelope_hello(uint8_t out[ENVELOPE_STATUS_MAX], const char *id);
 size_t envelope_recovered(uint8_t out[ENVELOPE_STATUS_MAX], const char *reason, uint64_t count,
+    const char *id);
+/* The recovered object alone, as JSON text (for SSE's "recovered" event);
+ * returns its length. */
+size_t envelope_recovered_json(char out[ENVELOPE_STATUS_MAX], const char *reason, uint64_t count,
     const char *id);
 
 #endif

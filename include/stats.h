@@ -44,7 +44,8 @@ struct stats {
 	atomic_uint_fast64_t ack_stale;		/* acks dropped: their channel is gone */
 	atomic_uint_fast64_t broker_reconnects;
 	atomic_uint_fast64_t slow_disconnects;	/* closed with 1013 */
-	atomic_uint_fast64_t ws_opened;
+	atomic_uint_fast64_t ws_opened;		/* every client connection, SSE included */
+	atomic_uint_fast64_t sse_opened;
 	atomic_uint_fast64_t ws_closed;
 	atomic_uint_fast64_t ws_rejected;	/* handshakes answered with an error */
 	atomic_uint_fast64_t bytes_out;

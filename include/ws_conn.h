@@ -1,4 +1,6 @@
-/* ws_conn.h - one WebSocket connection after the upgrade, on the event loop.
+/* ws_conn.h - one client connection after the upgrade, on the event loop:
+ * WebSocket (plain or notifyd.v2), or an SSE event stream, which shares
+ * everything here but the framing.
  *
  * Promises: takes the connection over from evhttp in place (libevent 2.1 has
  * no detach call; see shared/libraries.md), reads client frames through
@@ -47,6 +49,16 @@ struct ws_conn;
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
     const char *since, uint64_t expires_ms, struct peer *peer);
+
+/* The same for GET /sse: answer 200 with a text/event-stream (and
+ * Access-Control-Allow-Origin: allow_origin when not NULL) and deliver
+ * every notification as an event, with its id when there are ids; since
+ * (the client's Last-Event-ID, else NULL) resumes as for notifyd.v2 and
+ * the outcome is a "recovered" event.  Keep-alive comments every
+ * ws_ping_interval; closing is hanging up once the output is written. */
+struct ws_conn *ws_conn_open_sse(struct gateway *gw, struct evhttp_request *req,
+    const char *user, size_t user_len, const char *allow_origin, const char *since,
+    uint64_t expires_ms, struct peer *peer);
 
 /* Queue msg's frame.  pass numbers the dispatcher's wake-ups: the first
  * frame a connection gets in a pass is written to the socket right away

@@ -56,6 +56,15 @@ bool ws_close_code_valid(uint16_t code);
  * Writes at most WS_SERVER_HEADER_MAX bytes; returns how many. */
 size_t ws_frame_header_encode(uint8_t *out, enum ws_opcode op, uint64_t payload_len);
 
+/* The length of the header of an unmasked frame that begins at frame (as
+ * ws_frame_header_encode() writes them). */
+static inline size_t ws_frame_server_header_len(const uint8_t *frame)
+{
+	uint8_t l = frame[1] & 0x7f;
+
+	return l == 127 ? 10 : l == 126 ? 4 : 2;
+}
+
 /* Payload of a close frame: 2-byte code (network order) and the reason,
  * truncated to fit 125 bytes at a UTF-8 boundary.  Returns its length. */
 size_t ws_close_payload_encode(uint8_t out[WS_CONTROL_MAX], uint16_t code, const char *reason);

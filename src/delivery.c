@@ -9,7 +9,9 @@
 #include "clock.h"
 #include "envelope.h"
 #include "history.h"
+#include "sse.h"
 #include "stats.h"
+#include "ws_frame.h"
 #include "xqueue.h"
 
 void msg_observe_written(const struct msg *m, uint64_t now_ns)
@@ -51,61 +53,72 @@ void msg_free(struct msg *m)
 		msg_free(p);
 	}
 	hist_entry_unref(m->entry);
-	free(m->v2_own);
+	for (int i = 0; i < MSG_FORMATS - 1; i++)
+		free(m->alt[i].own);
 	free(m);
 }
 
 /* The body of a single msg: its frame after the header. */
 static const uint8_t *msg_body(const struct msg *m, size_t *len)
 {
-	size_t h = m->frame[1] & 0x7f;
+	size_t h = ws_frame_server_header_len(m->frame);
 
-	h = h == 127 ? 10 : h == 126 ? 4 : 2;
 	*len = m->frame_len - h;
 	return m->frame + h;
 }
 
-int msg_v2_frame(struct msg *m)
+/* One part in format f: its length, and its bytes written to dst unless
+ * dst is NULL. */
+static size_t part_bytes(const struct msg *p, enum msg_format f, uint8_t *dst)
 {
-	size_t len = 0, off = 0;
+	const char *id = p->entry != NULL ? p->entry->id : NULL;
+	size_t blen, n;
+	const uint8_t *body = msg_body(p, &blen);
 
-	if (m->v2 != NULL)
-		return 0;
-	if (m->entry != NULL && m->nparts == 0) {
-		m->v2 = m->entry->frame;
-		m->v2_len = m->entry->frame_len;
-		return 0;
+	if (f == MSG_SSE)
+		return dst != NULL ? sse_event_write(dst, NULL, id, body, blen) : sse_event_len(NULL, id, body, blen);
+	if (p->entry != NULL) {
+		if (dst != NULL)
+			memcpy(dst, p->entry->frame, p->entry->frame_len);
+		return p->entry->frame_len;
 	}
-	/* A batch: its parts' frames back to back, as for the raw frames. */
-	for (struct msg *p = m->nparts > 0 ? m->parts : m; p != NULL; p = m->nparts > 0 ? p->parts : NULL) {
-		size_t blen;
+	n = envelope_message_len(0, blen);
+	if (dst != NULL)
+		envelope_message_write(dst, "", 0, body, blen);
+	return n;
+}
 
-		if (p->entry != NULL) {
-			len += p->entry->frame_len;
-		} else {
-			(void)msg_body(p, &blen);
-			len += envelope_message_len(0, blen);
-		}
-	}
-	m->v2_own = malloc(len);
-	if (m->v2_own == NULL)
-		return -1;
-	for (struct msg *p = m->nparts > 0 ? m->parts : m; p != NULL; p = m->nparts > 0 ? p->parts : NULL) {
-		size_t blen;
-		const uint8_t *body;
+const uint8_t *msg_bytes(struct msg *m, enum msg_format f, size_t *len)
+{
+	struct msg *first = m->nparts > 0 ? m->parts : m;
+	size_t total = 0, off = 0;
 
-		if (p->entry != NULL) {
-			memcpy(m->v2_own + off, p->entry->frame, p->entry->frame_len);
-			off += p->entry->frame_len;
-			continue;
-		}
-		body = msg_body(p, &blen);
-		envelope_message_write(m->v2_own + off, NULL, 0, body, blen);
-		off += envelope_message_len(0, blen);
+	if (f == MSG_RAW) {
+		*len = m->frame_len;
+		return m->frame;
 	}
-	m->v2 = m->v2_own;
-	m->v2_len = len;
-	return 0;
+	if (m->alt[f - 1].p != NULL) {
+		*len = m->alt[f - 1].len;
+		return m->alt[f - 1].p;
+	}
+	if (f == MSG_V2 && m->nparts == 0 && m->entry != NULL) {
+		/* Built by the worker, shared with the history. */
+		m->alt[f - 1].p = m->entry->frame;
+		m->alt[f - 1].len = m->entry->frame_len;
+		*len = m->entry->frame_len;
+		return m->entry->frame;
+	}
+	for (struct msg *p = first; p != NULL; p = m->nparts > 0 ? p->parts : NULL)
+		total += part_bytes(p, f, NULL);
+	m->alt[f - 1].own = malloc(total > 0 ? total : 1);
+	if (m->alt[f - 1].own == NULL)
+		return NULL;
+	for (struct msg *p = first; p != NULL; p = m->nparts > 0 ? p->parts : NULL)
+		off += part_bytes(p, f, m->alt[f - 1].own + off);
+	m->alt[f - 1].p = m->alt[f - 1].own;
+	m->alt[f - 1].len = total;
+	*len = total;
+	return m->alt[f - 1].p;
 }
 
 void msg_release(const void *data, size_t len, void *arg)

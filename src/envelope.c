@@ -75,22 +75,43 @@ size_t envelope_hello(uint8_t out[ENVELOPE_STATUS_MAX], const char *id)
 {
 	char idm[64], text[ENVELOPE_STATUS_MAX];
 
+	int n;
+
 	(void)id_member(idm, sizeof(idm), id);
-	return status_frame(out, text, snprintf(text, sizeof(text), "{\"type\":\"hello\"%s}", idm));
+	n = snprintf(text, sizeof(text), "{\"type\":\"hello\"%s}", idm);
+	return status_frame(out, text, n);
+}
+
+size_t envelope_recovered_json(char out[ENVELOPE_STATUS_MAX], const char *reason, uint64_t count,
+    const char *id)
+{
+	char idm[64];
+	int n;
+
+	(void)id_member(idm, sizeof(idm), id);
+	if (reason == NULL)
+		n = snprintf(out, ENVELOPE_STATUS_MAX, "{\"type\":\"recovered\",\"recovered\":true,\"count\":%llu%s}",
+		    (unsigned long long)count, idm);
+	else
+		n = snprintf(out, ENVELOPE_STATUS_MAX,
+		    "{\"type\":\"recovered\",\"recovered\":false,\"reason\":\"%s\"%s}", reason, idm);
+	return n > 0 && n < ENVELOPE_STATUS_MAX ? (size_t)n : 0;
 }
 
 size_t envelope_recovered(uint8_t out[ENVELOPE_STATUS_MAX], const char *reason, uint64_t count,
     const char *id)
 {
-	char idm[64], text[ENVELOPE_STATUS_MAX];
-	int n;
+	char text[ENVELOPE_STATUS_MAX];
+	size_t n = envelope_recovered_json(text, reason, count, id);
 
-	(void)id_member(idm, sizeof(idm), id);
-	if (reason == NULL)
-		n = snprintf(text, sizeof(text), "{\"type\":\"recovered\",\"recovered\":true,\"count\":%llu%s}",
-		    (unsigned long long)count, idm);
-	else
-		n = snprintf(text, sizeof(text), "{\"type\":\"recovered\",\"recovered\":false,\"reason\":\"%s\"%s}",
-		    reason, idm);
-	return status_frame(out, text, n);
+	return n > 0 ? status_frame(out, text, (int)n) : 0;
+}
+
+const uint8_t *envelope_message_body(const uint8_t *frame, size_t frame_len, size_t id_len, size_t *len)
+{
+	size_t h = ws_frame_server_header_len(frame);
+	size_t pre = sizeof(msg_head) - 1 + id_len + sizeof(msg_data) - 1;
+
+	*len = frame_len - h - pre - 1;
+	return frame + h + pre;
 }

@@ -104,7 +104,7 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
  * POST /push with a good key and a declared length within push_max_body. */
 static int http_admit(void *arg, const struct http_head *h, const char *addr, struct gate_refusal *r)
 {
-	static const char *const bodyless[] = { "/ws", "/health", "/metrics", "/", "/index.html" };
+	static const char *const bodyless[] = { "/ws", "/sse", "/health", "/metrics", "/", "/index.html" };
 	struct http_server *hs = arg;
 	char auth[HTTP_AUTH_MAX];
 	const char *a = NULL;
@@ -190,18 +190,23 @@ static const char *joined_protocols(struct evhttp_request *req, size_t max, char
 	return *joined;
 }
 
+/* The most Sec-WebSocket-Protocol bytes looked at: a token and change. */
+#define WS_PROTOCOLS_MAX (2 * AUTH_JWT_TOKEN_MAX + 256)
+
 /* auth = none: the subprotocol to echo, as with a token (a bearer item is
  * not looked at). */
 static void ws_subprotocol(struct evhttp_request *req, char *chosen, size_t chosen_len)
 {
-	char token[AUTH_JWT_TOKEN_MAX + 1];
 	char *joined;
 	bool oom;
-	const char *protos = joined_protocols(req, 2 * AUTH_JWT_TOKEN_MAX + 256, &joined, &oom);
+	const char *protos = joined_protocols(req, WS_PROTOCOLS_MAX, &joined, &oom);
 
 	chosen[0] = '\0';
-	if (protos != NULL)
+	if (protos != NULL) {
+		char token[AUTH_JWT_TOKEN_MAX + 1];
+
 		(void)auth_jwt_from_subprotocol(protos, chosen, chosen_len, token, sizeof(token));
+	}
 	free(joined);
 }
 
@@ -213,7 +218,6 @@ static int ws_authenticate(struct http_server *hs, struct evhttp_request *req,
     char *chosen, size_t chosen_len, uint64_t *expires_ms, const char **whyp)
 {
 	const struct config *cfg = hs->gw->cfg;
-	static const size_t protos_max = 2 * AUTH_JWT_TOKEN_MAX + 256;
 	/* On the stack: two large heap blocks per connection cost more than
 	 * the rest of this function.  Only the part written is wiped. */
 	char token[AUTH_JWT_TOKEN_MAX + 1];
@@ -225,7 +229,7 @@ static int ws_authenticate(struct http_server *hs, struct evhttp_request *req,
 	int rc, status = 401;
 
 	token[0] = '\0';
-	protos = joined_protocols(req, protos_max, &joined, &oom);
+	protos = joined_protocols(req, WS_PROTOCOLS_MAX, &joined, &oom);
 	if (oom) {
 		why = auth_jwt_strerror(AUTH_JWT_INTERNAL);
 		status = 500;
@@ -359,9 +363,10 @@ static void ws_refuse(struct http_server *hs, struct evhttp_request *req, enum w
 	http_reply_error(req, status, why);
 }
 
-static void http_on_ws(struct evhttp_request *req, void *arg)
+/* GET /ws and GET /sse: the same admission (origin, limits, credentials),
+ * then a WebSocket upgrade or an event stream. */
+static void http_on_client(struct http_server *hs, struct evhttp_request *req, bool sse)
 {
-	struct http_server *hs = arg;
 	struct gateway *gw = hs->gw;
 	const struct config *cfg = gw->cfg;
 	struct ws_upgrade_request up;
@@ -372,6 +377,7 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	struct auth_jwt_identity ident;
 	char chosen[32] = "";
 	uint64_t expires_ms = 0;
+	struct ws_conn *c;
 	int code;
 
 	http_gate_begin(hs->gate, req);
@@ -379,7 +385,12 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 	up.http_major = req->major;
 	up.http_minor = req->minor;
 	ws_headers(req, &up, &origin, &host);
-	code = ws_handshake_check(&up, &why);
+	if (sse && !up.is_get) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+		ws_refuse(hs, req, WR_HANDSHAKE, 405, "method not allowed: use GET", NULL);
+		return;
+	}
+	code = sse ? 0 : ws_handshake_check(&up, &why);
 	if (code != 0) {
 		ws_refuse(hs, req, WR_HANDSHAKE, code, why != NULL ? why : "malformed upgrade", NULL);
 		return;
@@ -426,14 +437,22 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&params);
 		ws_refuse(hs, req, WR_USER, 0, NULL, NULL);
 		return;
-	} else {
+	} else if (!sse) {
 		ws_subprotocol(req, chosen, sizeof(chosen));
 	}
-	since = evhttp_find_header(&params, "since");
-	if (since != NULL && strcmp(chosen, AUTH_JWT_SUBPROTOCOL_V2) != 0) {
-		ws_refuse(hs, req, WR_SINCE, 0, NULL, user);	/* user may point into params */
-		evhttp_clear_headers(&params);
-		return;
+	/* Where to resume: EventSource sends Last-Event-ID itself when it
+	 * reconnects; a first connect can only say it in the query. */
+	if (sse) {
+		since = hdr(req, "Last-Event-ID");
+		if (since == NULL)
+			since = evhttp_find_header(&params, "last_event_id");
+	} else {
+		since = evhttp_find_header(&params, "since");
+		if (since != NULL && strcmp(chosen, AUTH_JWT_SUBPROTOCOL_V2) != 0) {
+			ws_refuse(hs, req, WR_SINCE, 0, NULL, user);	/* user may point into params */
+			evhttp_clear_headers(&params);
+			return;
+		}
 	}
 	if (cfg->max_connections_per_user > 0 &&
 	    registry_user_count(&gw->reg, user, strlen(user)) >= cfg->max_connections_per_user) {
@@ -441,10 +460,25 @@ static void http_on_ws(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&params);
 		return;
 	}
-	if (ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, since, expires_ms,
-	    http_gate_release(hs->gate, req)) == NULL)
+	if (sse)
+		c = ws_conn_open_sse(gw, req, user, strlen(user), origin, since, expires_ms,
+		    http_gate_release(hs->gate, req));
+	else
+		c = ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, since, expires_ms,
+		    http_gate_release(hs->gate, req));
+	if (c == NULL)
 		ws_refuse(hs, req, WR_INTERNAL, 0, NULL, user);
 	evhttp_clear_headers(&params);
+}
+
+static void http_on_ws(struct evhttp_request *req, void *arg)
+{
+	http_on_client(arg, req, false);
+}
+
+static void http_on_sse(struct evhttp_request *req, void *arg)
+{
+	http_on_client(arg, req, true);
 }
 
 static void http_on_health(struct evhttp_request *req, void *arg)
@@ -560,6 +594,7 @@ static void listener_set_limits(struct listener *l, const struct config *cfg)
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_bevcb(l->http, http_bevcb, l);
 	evhttp_set_cb(l->http, "/ws", http_on_ws, l->hs);
+	evhttp_set_cb(l->http, "/sse", http_on_sse, l->hs);
 	evhttp_set_cb(l->http, "/health", http_on_health, l->hs);
 	evhttp_set_cb(l->http, "/push", http_on_push, l->hs);
 	evhttp_set_cb(l->http, "/metrics", http_on_metrics, l->hs);

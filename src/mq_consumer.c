@@ -96,9 +96,10 @@ static int consumer_declare_queue(struct mq_consumer *c, const char *name)
 	amqp_table_t qargs = { 0, qarg };
 	amqp_channel_close_ok_t close_ok = { 0 };
 	amqp_rpc_reply_t r;
-	char age[24];
 
 	if (c->stream) {
+		char age[24];
+
 		/* One durable log shared by every instance; retention by age
 		 * ("<n>s", the broker's unit syntax) and size. */
 		queue_arg(&qargs, "x-queue-type", (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
@@ -229,19 +230,18 @@ static int consumer_connect(struct mq_consumer *c)
 	if (c->stream) {
 		/* Back after a lost connection: on from where we were.  A start
 		 * with history: the last history_max_age first, as warm-up. */
-		carg[0].key = amqp_cstring_bytes("x-stream-offset");
+		amqp_field_value_t v;
+
 		if (c->have_offset) {
-			carg[0].value = (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64,
-			    .value.i64 = (int64_t)c->next_offset };
+			v = (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_I64, .value.i64 = (int64_t)c->next_offset };
 		} else {
 			if (c->warm)
 				snprintf(from, sizeof(from), "%us", (unsigned)cfg->history_max_age_s);
 			else
 				snprintf(from, sizeof(from), "next");
-			carg[0].value = (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8,
-			    .value.bytes = amqp_cstring_bytes(from) };
+			v = (amqp_field_value_t){ .kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(from) };
 		}
-		cargs.num_entries = 1;
+		queue_arg(&cargs, "x-stream-offset", v);
 		if (c->warm && consumer_publish_marker(c, name) < 0)
 			return -1;
 	}

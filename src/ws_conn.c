@@ -25,6 +25,7 @@
 #include "log.h"
 #include "notifyd.h"
 #include "peer_table.h"
+#include "sse.h"
 #include "stats.h"
 #include "ws_frame.h"
 #include "ws_handshake.h"
@@ -34,6 +35,9 @@
 /* More pings than this while one pong waits is a flood, not a keep-alive:
  * a client pings again only after it got its pong, or after seconds. */
 #define WS_PINGS_PER_PONG_MAX 100
+#define WS_SSE_RETRY_MS 2000	/* EventSource's wait before it reconnects */
+#define WS_SSE_ORIGIN_MAX 1000	/* longer origins get no CORS header */
+#define WS_SSE_HEAD_MAX (WS_SSE_ORIGIN_MAX + 300)
 
 /* Where a notifyd.v2 connection stands with live delivery. */
 enum ws_resume {
@@ -80,7 +84,7 @@ struct ws_conn {
 	bool tls;			/* bytes go through OpenSSL: no direct send */
 	bool pong_pending;		/* pong holds an answer not yet queued */
 	bool read_paused;		/* output over ws_send_queue_max: not reading */
-	bool v2;			/* subprotocol notifyd.v2: envelopes with ids */
+	uint8_t format;			/* enum msg_format: raw, notifyd.v2, or SSE */
 	uint8_t resume;			/* enum ws_resume */
 	char *since;			/* WR_WAITING: the id to resume after (NULL: none) */
 	uint64_t replay_after;		/* WR_REPLAYING: offset of the last one sent */
@@ -128,6 +132,16 @@ static void ws_conn_put_frame(struct ws_conn *c, enum ws_opcode op, const uint8_
 	memcpy(buf + h, payload, len);
 	if (evbuffer_add(bufferevent_get_output(c->bev), buf, h + len) == 0) {
 		c->bytes_queued += h + len;
+		ws_conn_want_write(c);
+		ws_conn_mark(c, clock_now_ms());
+	}
+}
+
+/* A whole frame (or event) of ours, copied. */
+static void ws_conn_put_text(struct ws_conn *c, const uint8_t *frame, size_t len)
+{
+	if (len > 0 && evbuffer_add(bufferevent_get_output(c->bev), frame, len) == 0) {
+		c->bytes_queued += len;
 		ws_conn_want_write(c);
 		ws_conn_mark(c, clock_now_ms());
 	}
@@ -220,20 +234,20 @@ static void ws_conn_evcon_closed(struct evhttp_connection *evcon, void *arg)
 
 static void ws_conn_resume(struct ws_conn *c, const char *since);
 
-struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
-    const char *key, const char *user, size_t user_len, const char *subprotocol,
-    const char *since, uint64_t expires_ms, struct peer *peer)
+/* Take the connection of req over from evhttp for user, writing resp
+ * (the 101, or SSE's 200 and its head) first, and start delivery in fmt. */
+static struct ws_conn *ws_conn_take(struct gateway *gw, struct evhttp_request *req, const char *user,
+    size_t user_len, const char *resp, size_t len, enum msg_format fmt, const char *since,
+    uint64_t expires_ms, struct peer *peer)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char resp[WS_RESPONSE_MAX];
 	struct bufferevent *bev;
 	struct evbuffer *out;
 	struct ws_conn *c;
-	size_t len, sent = 0;
+	size_t sent = 0;
 	uint64_t now = clock_now_ms();
 
-	len = evcon != NULL ? ws_handshake_response(resp, sizeof(resp), key, subprotocol) : 0;
-	c = len > 0 ? calloc(1, sizeof(*c)) : NULL;
+	c = evcon != NULL && len > 0 ? calloc(1, sizeof(*c)) : NULL;
 	if (c == NULL || registry_attach(&gw->reg, &c->links, user, user_len) < 0) {
 		free(c);
 		peer_release(gw->peers, peer);
@@ -245,7 +259,7 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 	c->id = ++gw->next_conn_id;
 	c->next_ping_ms = now + gw->cfg->ws_ping_interval_ms;
 	c->expires_ms = expires_ms;
-	c->v2 = subprotocol != NULL && strcmp(subprotocol, AUTH_JWT_SUBPROTOCOL_V2) == 0;
+	c->format = (uint8_t)fmt;
 	ws_reader_init(&c->reader, gw->cfg->ws_max_message_size);
 
 	/* The takeover: from here on the bytes are ours, never evhttp's.  The
@@ -279,8 +293,6 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 	}
 	bufferevent_enable(bev, sent < len ? EV_READ | EV_WRITE : EV_READ);
 	evhttp_connection_set_closecb(evcon, ws_conn_evcon_closed, c);
-	/* Headers are no longer needed; a connection may live for months. */
-	evhttp_clear_headers(evhttp_request_get_input_headers(req));
 	/* Stream offsets count the 101, whether sent or still queued; unsent,
 	 * it ages like any frame. */
 	c->bytes_queued = len;
@@ -288,32 +300,71 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 		ws_conn_mark(c, now);
 
 	stats_add(&gw->stats->ws_opened, 1);
+	if (fmt == MSG_SSE)
+		stats_add(&gw->stats->sse_opened, 1);
 	if (log_enabled(LOG_LVL_INFO)) {
 		char addr[80], uq[TARGET_ID_MAX * 2 + 8];
 
-		log_info("ws_open", "conn=%llu user=%s addr=%s conns=%zu",
+		log_info(fmt == MSG_SSE ? "sse_open" : "ws_open", "conn=%llu user=%s addr=%s conns=%zu",
 		    (unsigned long long)c->id, log_quote(uq, sizeof(uq), user, user_len),
 		    ws_conn_peer(c, addr, sizeof(addr)), registry_count(&gw->reg));
 	}
 
-	if (c->v2) {
+	if (fmt != MSG_RAW && c->state == WS_OPEN) {
 		if (gw->hist != NULL && !history_live(gw->hist)) {
 			/* Starting: the clients wait for the history to be
 			 * complete, then are served in ws_conn_history_live(). */
 			c->resume = WR_WAITING;
-			if (since != NULL && (c->since = strdup(since)) == NULL) {
-				ws_conn_free(c, "out_of_memory");
-				return NULL;
-			}
+			if (since != NULL && (c->since = strdup(since)) == NULL)
+				ws_conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
 		} else {
 			ws_conn_resume(c, since);
 		}
 	}
+	/* Headers are no longer needed (since may be one of them); a
+	 * connection may live for months. */
+	evhttp_clear_headers(evhttp_request_get_input_headers(req));
 
 	/* A client may send its first frame together with the handshake. */
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
 		ws_conn_readcb(bev, c);
 	return c;
+}
+
+struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
+    const char *key, const char *user, size_t user_len, const char *subprotocol,
+    const char *since, uint64_t expires_ms, struct peer *peer)
+{
+	char resp[WS_RESPONSE_MAX];
+	size_t len = ws_handshake_response(resp, sizeof(resp), key, subprotocol);
+	bool v2 = subprotocol != NULL && strcmp(subprotocol, AUTH_JWT_SUBPROTOCOL_V2) == 0;
+
+	return ws_conn_take(gw, req, user, user_len, resp, len, v2 ? MSG_V2 : MSG_RAW, since, expires_ms, peer);
+}
+
+struct ws_conn *ws_conn_open_sse(struct gateway *gw, struct evhttp_request *req,
+    const char *user, size_t user_len, const char *allow_origin, const char *since,
+    uint64_t expires_ms, struct peer *peer)
+{
+	char resp[WS_SSE_HEAD_MAX];
+	int n;
+
+	/* Close-delimited (no chunked coding to undo) and never cached or
+	 * buffered by a proxy (X-Accel-Buffering: nginx); retry: how long
+	 * EventSource waits before it reconnects. */
+	if (allow_origin != NULL && strlen(allow_origin) > WS_SSE_ORIGIN_MAX)
+		allow_origin = NULL;
+	n = snprintf(resp, sizeof(resp),
+	    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+	    "X-Accel-Buffering: no\r\nConnection: close\r\n%s%s%s\r\nretry: %u\n\n",
+	    allow_origin != NULL ? "Access-Control-Allow-Origin: " : "",
+	    allow_origin != NULL ? allow_origin : "", allow_origin != NULL ? "\r\nVary: Origin\r\n" : "",
+	    (unsigned)WS_SSE_RETRY_MS);
+	if (n <= 0 || (size_t)n >= sizeof(resp)) {
+		peer_release(gw->peers, peer);
+		return NULL;
+	}
+	return ws_conn_take(gw, req, user, user_len, resp, (size_t)n, MSG_SSE, since, expires_ms, peer);
 }
 
 /* Protocol error or the like: say why and hang up once that is written. */
@@ -330,9 +381,19 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
 	if (c->state != WS_OPEN)
 		return;
+	c->deadline_ms = clock_now_ms() + WS_CLOSE_GRACE_MS;
+	if (c->format == MSG_SSE) {
+		/* An event stream has no close message: hang up once what is
+		 * queued is written (deferred: the caller may be iterating). */
+		c->close_sent = code;
+		c->state = WS_FLUSHING;
+		bufferevent_disable(c->bev, EV_READ);
+		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+		(void)reason;
+		return;
+	}
 	ws_conn_send_close(c, code, reason);
 	c->state = WS_CLOSING;
-	c->deadline_ms = clock_now_ms() + WS_CLOSE_GRACE_MS;
 }
 
 /* Returns 1 if c was freed. */
@@ -380,6 +441,11 @@ static void ws_conn_readcb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer *out = bufferevent_get_output(bev);
 
+	if (c->format == MSG_SSE) {
+		/* An event stream's client has nothing more to say. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (c->state != WS_FLUSHING && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		struct ws_event ev;
@@ -411,7 +477,8 @@ static void ws_conn_writecb(struct bufferevent *bev, void *arg)
 	/* Called when the output buffer is empty. */
 	c->nmarks = 0;
 	if (c->state == WS_FLUSHING) {
-		ws_conn_free(c, c->close_received ? "close_handshake" : "failed");
+		ws_conn_free(c, c->close_received ? "close_handshake" :
+		    c->format == MSG_SSE ? "closed" : "failed");
 		return;
 	}
 	if (c->pong_pending) {
@@ -510,18 +577,14 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 {
 	bool direct = c->direct_pass != pass;
 	struct evbuffer *out;
-	size_t pending, sent = 0, len = m->frame_len;
-	const uint8_t *frame = m->frame;
+	size_t pending, sent = 0, len;
+	const uint8_t *frame;
 
 	/* Not live yet: a replaying client finds this one in the history. */
 	if (c->state != WS_OPEN || c->resume != WR_LIVE)
 		return 0;
-	if (c->v2) {
-		if (msg_v2_frame(m) < 0)
-			return 0;
-		frame = m->v2;
-		len = m->v2_len;
-	}
+	if ((frame = msg_bytes(m, c->format, &len)) == NULL)
+		return 0;
 	out = bufferevent_get_output(c->bev);
 	pending = evbuffer_get_length(out);
 	/* One frame is always accepted by an idle writer, whatever its size. */
@@ -586,7 +649,12 @@ void ws_conn_sweep(struct ws_conn *c, uint64_t now_ms)
 		ws_conn_slow(c, "send_timeout", pending);
 		return;
 	}
-	if (now_ms >= c->next_ping_ms) {
+	if (now_ms >= c->next_ping_ms && c->format == MSG_SSE) {
+		/* A comment: proxies see traffic; a dead peer shows as an error
+		 * on a later write. */
+		ws_conn_put_text(c, (const uint8_t *)SSE_KEEPALIVE, sizeof(SSE_KEEPALIVE) - 1);
+		c->next_ping_ms = now_ms + cfg->ws_ping_interval_ms;
+	} else if (now_ms >= c->next_ping_ms) {
 		uint8_t payload[8];
 		uint64_t v = now_ms;
 
@@ -601,15 +669,6 @@ void ws_conn_sweep(struct ws_conn *c, uint64_t now_ms)
 
 /* ---- notifyd.v2: ids, resuming ------------------------------------------ */
 
-static void ws_conn_put_text(struct ws_conn *c, const uint8_t *frame, size_t len)
-{
-	if (len > 0 && evbuffer_add(bufferevent_get_output(c->bev), frame, len) == 0) {
-		c->bytes_queued += len;
-		ws_conn_want_write(c);
-		ws_conn_mark(c, clock_now_ms());
-	}
-}
-
 static const char *ws_conn_newest_id(const struct ws_conn *c)
 {
 	const struct hist_entry *e = c->gw->hist != NULL ? history_newest(c->gw->hist) : NULL;
@@ -617,17 +676,25 @@ static const char *ws_conn_newest_id(const struct ws_conn *c)
 	return e != NULL ? e->id : NULL;
 }
 
-/* Live from here: say so, with the position the client keeps. */
+/* Live from here: say so, with the position the client keeps.  Over SSE
+ * a hello is an event with only an id (EventSource keeps it as its last
+ * event id, and fires nothing), recovered a named event. */
 static void ws_conn_go_live(struct ws_conn *c, const char *reason, bool recovered)
 {
-	uint8_t f[ENVELOPE_STATUS_MAX];
-	size_t n;
+	uint8_t f[ENVELOPE_STATUS_MAX + MSG_ID_MAX + 64];
+	char json[ENVELOPE_STATUS_MAX];
+	const char *id = ws_conn_newest_id(c);
+	size_t n = 0, j;
 
 	c->resume = WR_LIVE;
-	if (!recovered)
-		n = envelope_hello(f, ws_conn_newest_id(c));
-	else
-		n = envelope_recovered(f, reason, c->replayed, ws_conn_newest_id(c));
+	if (c->format == MSG_V2) {
+		n = !recovered ? envelope_hello(f, id) : envelope_recovered(f, reason, c->replayed, id);
+	} else if (!recovered) {
+		if (id != NULL)
+			n = sse_event_write(f, NULL, id, NULL, 0);
+	} else if ((j = envelope_recovered_json(json, reason, c->replayed, id)) > 0) {
+		n = sse_event_write(f, "recovered", id, (const uint8_t *)json, j);
+	}
 	ws_conn_put_text(c, f, n);
 }
 
@@ -644,12 +711,26 @@ static bool ws_conn_replay_one(void *arg, struct hist_entry *e)
 	struct ws_conn *c = arg;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
-	hist_entry_ref(e);
-	if (evbuffer_add_reference(out, e->frame, e->frame_len, hist_entry_release, e) < 0) {
-		hist_entry_unref(e);
-		return false;
+	if (c->format == MSG_SSE) {
+		/* Copied: a resume is rare, its events are built per client. */
+		size_t blen, n;
+		const uint8_t *body = envelope_message_body(e->frame, e->frame_len, strlen(e->id), &blen);
+		struct evbuffer_iovec v;
+
+		n = sse_event_len(NULL, e->id, body, blen);
+		if (evbuffer_reserve_space(out, (ev_ssize_t)n, &v, 1) < 1)
+			return false;
+		v.iov_len = sse_event_write(v.iov_base, NULL, e->id, body, blen);
+		evbuffer_commit_space(out, &v, 1);
+		c->bytes_queued += n;
+	} else {
+		hist_entry_ref(e);
+		if (evbuffer_add_reference(out, e->frame, e->frame_len, hist_entry_release, e) < 0) {
+			hist_entry_unref(e);
+			return false;
+		}
+		c->bytes_queued += e->frame_len;
 	}
-	c->bytes_queued += e->frame_len;
 	c->replayed++;
 	/* Half the queue per turn: the rest when the client has read it. */
 	return evbuffer_get_length(out) < c->gw->cfg->ws_send_queue_max / 2;

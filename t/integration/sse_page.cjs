@@ -1,0 +1,74 @@
+// sse_page.cjs - a bare EventSource in Debian's headless Chromium against
+// GET /sse, for test_sse_browser.py.
+//
+//   NODE_PATH=.../node_modules node sse_page.cjs BASEURL PUSHKEY USER FLAGFILE
+//
+// Steps (JSON lines): "open" once connected; "got2" after two notifications
+// sent with POST /push; then the test restarts notifyd and publishes three
+// more, and creates FLAGFILE; the browser reconnects by itself (retry:) with
+// Last-Event-ID; "done" with every event seen, after one more live one.
+'use strict';
+
+const fs = require('fs');
+const { chromium } = require('playwright-core');
+
+const [base, pushKey, user, flag] = process.argv.slice(2);
+const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+
+async function push(body) {
+  const r = await fetch(base + '/push', {
+    method: 'POST',
+    headers: { Authorization: 'Bearer ' + pushKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (r.status !== 202) throw new Error('push answered ' + r.status);
+}
+
+const count = (page, type) => page.evaluate((t) => window.seen.filter((e) => e.type === t).length, type);
+
+async function until(fn, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('timed out');
+}
+
+(async () => {
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
+      timeout: 60000,
+    });
+    const page = await browser.newPage();
+    await page.goto(base + '/');
+    await page.evaluate((u) => new Promise((resolve) => {
+      window.seen = [];
+      window.opens = 0;
+      const es = new EventSource('/sse?userId=' + encodeURIComponent(u));
+      const keep = (ev) => window.seen.push({ type: ev.type, data: ev.data, id: ev.lastEventId });
+      es.onmessage = keep;
+      es.addEventListener('recovered', keep);
+      es.onopen = () => { window.opens++; resolve(); };
+    }), user);
+    say({ step: 'open' });
+    await push({ user_id: user, n: 1 });
+    await push({ broadcast: true, n: 2 });
+    await until(async () => (await count(page, 'message')) >= 2, 15000);
+    say({ step: 'got2' });
+    await until(async () => fs.existsSync(flag), 60000);
+    await until(async () => (await count(page, 'recovered')) >= 1, 30000);
+    await push({ user_id: user, n: 6 });
+    await until(async () => (await count(page, 'message')) >= 6, 15000);
+    say({ step: 'done', seen: await page.evaluate(() => window.seen),
+      opens: await page.evaluate(() => window.opens) });
+  } catch (e) {
+    say({ step: 'error', message: String(e && e.stack || e) });
+    process.exitCode = 1;
+  } finally {
+    if (browser) await browser.close();
+  }
+})();
