@@ -67,6 +67,8 @@ void metrics_render(const struct gateway *gw, struct evbuffer *o)
 	    stats_get(&st->slow_disconnects));
 	counter(o, "notifyd_ws_connections_opened_total", "WebSocket connections accepted.",
 	    stats_get(&st->ws_opened));
+	counter(o, "notifyd_sse_connections_opened_total", "Event streams (GET /sse) opened (also counted as connections opened).",
+	    stats_get(&st->sse_opened));
 	counter(o, "notifyd_ws_connections_closed_total", "WebSocket connections closed.",
 	    stats_get(&st->ws_closed));
 	counter(o, "notifyd_ws_handshakes_refused_total", "WebSocket upgrade requests answered with an error.",
