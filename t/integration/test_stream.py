@@ -311,3 +311,29 @@ def test_recovery_metrics(start_notifyd, url_client, publisher):
     harness.wait_metric(d.port, "notifyd_recoveries_total", lambda v: v == 1, outcome="malformed")
     harness.wait_metric(d.port, "notifyd_history_messages", lambda v: v is not None and v >= 2)
     assert harness.get_metrics(d.port).value("notifyd_history_bytes") > 0
+
+
+def test_invalid_message_in_stream_is_skipped_and_counted(start_notifyd, ws_client, publisher):
+    """A stream has no reject (the broker would close the channel): an
+    invalid message is acked as credit, counted, and the next one flows."""
+    d = start_stream(start_notifyd)
+    c = ws_client(d, "inv")
+    publisher.publish("user.inv", b"not json")
+    publisher.publish("user.inv", b'{"ok":1}')
+    recv_exact(c, b'{"ok":1}')
+    harness.wait_metric(d.port, "notifyd_messages_rejected_total", lambda v: v == 1, reason="not_json")
+    assert harness.get_metrics(d.port).value("notifyd_broker_reconnects_total") == 0
+
+
+def test_stream_declared_before_with_other_arguments_is_used(start_notifyd, ws_client, publisher, vhost):
+    conn = vhost.connection()
+    try:
+        conn.channel().queue_declare("notifications.log", durable=True,
+                                     arguments={"x-queue-type": "stream", "x-max-age": "7D"})
+    finally:
+        conn.close()
+    d = start_stream(start_notifyd)
+    assert harness.log_lines_matching(d, "queue_arguments_differ")
+    c = ws_client(d, "old")
+    publisher.publish("user.old", b'{"x":1}')
+    recv_exact(c, b'{"x":1}')
