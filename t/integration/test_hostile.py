@@ -396,7 +396,10 @@ def test_connect_rst_flood_frees_descriptors(start_notifyd, note):
         k = harness.proc_fd_count(d.pid)
         counts.append(k)
         peak = max(peak, k)
-        if k <= base + 5 or time.monotonic() - t_flood >= 1.5:
+        # Not before 0.5 s: on a busy box the first looks can come before
+        # the daemon has even accepted the flood.
+        since = time.monotonic() - t_flood
+        if (k <= base + 5 and since >= 0.5) or since >= 1.5:
             break
         time.sleep(0.05)
     back_after = time.monotonic() - t_flood
