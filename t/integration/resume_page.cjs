@@ -9,10 +9,10 @@
 // {"step":"done","frames":[...]} or {"step":"error","message":...}.
 'use strict';
 
-const { chromium } = require('playwright-core');
+const { say, push: pushTo, run } = require('./browser_lib.cjs');
 
 const [base, pushKey, user] = process.argv.slice(2);
-const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const push = (body) => pushTo(base, pushKey, body);
 
 // The README example, as a page would run it; frames go to window.seen.
 const connect = (args) => new Promise((resolve, reject) => {
@@ -32,47 +32,25 @@ const connect = (args) => new Promise((resolve, reject) => {
   };
 });
 
-async function push(body) {
-  const r = await fetch(base + '/push', {
-    method: 'POST',
-    headers: { Authorization: 'Bearer ' + pushKey, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (r.status !== 202) throw new Error('push answered ' + r.status);
-}
-
 async function waitFor(page, n) {
   await page.waitForFunction((k) => window.seen.filter((f) => f.type === 'message').length >= k,
     n, { timeout: 15000 });
 }
 
-(async () => {
-  let browser;
-  try {
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-      timeout: 60000,
-    });
-    const page = await browser.newPage();
-    await page.goto(base + '/');
-    const wsBase = base.replace(/^http/, 'ws');
-    const first = await page.evaluate(connect, [user, wsBase]);
-    say({ step: 'first', ...first });
-    for (let i = 0; i < 3; i++) await push({ user_id: user, n: 'before-' + i });
-    await waitFor(page, 3);
-    await page.evaluate(() => new Promise((r) => { window.ws.onclose = r; window.ws.close(); }));
-    for (let i = 0; i < 5; i++) await push(i % 2 ? { broadcast: true, n: 'missed-' + i } : { user_id: user, n: 'missed-' + i });
-    const resumed = await page.evaluate(connect, [user, wsBase]);
-    say({ step: 'resumed', ...resumed });
-    await waitFor(page, 8);
-    await push({ user_id: user, n: 'live' });
-    await waitFor(page, 9);
-    say({ step: 'done', frames: await page.evaluate(() => window.seen) });
-  } catch (e) {
-    say({ step: 'error', message: String(e && e.stack || e) });
-    process.exitCode = 1;
-  } finally {
-    if (browser) await browser.close();
-  }
-})();
+run(async (browser) => {
+  const page = await browser.newPage();
+  await page.goto(base + '/');
+  const wsBase = base.replace(/^http/, 'ws');
+  const first = await page.evaluate(connect, [user, wsBase]);
+  say({ step: 'first', ...first });
+  for (let i = 0; i < 3; i++) await push({ user_id: user, n: 'before-' + i });
+  await waitFor(page, 3);
+  await page.evaluate(() => new Promise((r) => { window.ws.onclose = r; window.ws.close(); }));
+  for (let i = 0; i < 5; i++) await push(i % 2 ? { broadcast: true, n: 'missed-' + i } : { user_id: user, n: 'missed-' + i });
+  const resumed = await page.evaluate(connect, [user, wsBase]);
+  say({ step: 'resumed', ...resumed });
+  await waitFor(page, 8);
+  await push({ user_id: user, n: 'live' });
+  await waitFor(page, 9);
+  say({ step: 'done', frames: await page.evaluate(() => window.seen) });
+});

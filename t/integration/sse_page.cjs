@@ -10,19 +10,10 @@
 'use strict';
 
 const fs = require('fs');
-const { chromium } = require('playwright-core');
+const { say, push: pushTo, run } = require('./browser_lib.cjs');
 
 const [base, pushKey, user, flag] = process.argv.slice(2);
-const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-
-async function push(body) {
-  const r = await fetch(base + '/push', {
-    method: 'POST',
-    headers: { Authorization: 'Bearer ' + pushKey, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (r.status !== 202) throw new Error('push answered ' + r.status);
-}
+const push = (body) => pushTo(base, pushKey, body);
 
 const count = (page, type) => page.evaluate((t) => window.seen.filter((e) => e.type === t).length, type);
 
@@ -35,40 +26,27 @@ async function until(fn, ms) {
   throw new Error('timed out');
 }
 
-(async () => {
-  let browser;
-  try {
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-      timeout: 60000,
-    });
-    const page = await browser.newPage();
-    await page.goto(base + '/');
-    await page.evaluate((u) => new Promise((resolve) => {
-      window.seen = [];
-      window.opens = 0;
-      const es = new EventSource('/sse?userId=' + encodeURIComponent(u));
-      const keep = (ev) => window.seen.push({ type: ev.type, data: ev.data, id: ev.lastEventId });
-      es.onmessage = keep;
-      es.addEventListener('recovered', keep);
-      es.onopen = () => { window.opens++; resolve(); };
-    }), user);
-    say({ step: 'open' });
-    await push({ user_id: user, n: 1 });
-    await push({ broadcast: true, n: 2 });
-    await until(async () => (await count(page, 'message')) >= 2, 15000);
-    say({ step: 'got2' });
-    await until(async () => fs.existsSync(flag), 60000);
-    await until(async () => (await count(page, 'recovered')) >= 1, 30000);
-    await push({ user_id: user, n: 6 });
-    await until(async () => (await count(page, 'message')) >= 6, 15000);
-    say({ step: 'done', seen: await page.evaluate(() => window.seen),
-      opens: await page.evaluate(() => window.opens) });
-  } catch (e) {
-    say({ step: 'error', message: String(e && e.stack || e) });
-    process.exitCode = 1;
-  } finally {
-    if (browser) await browser.close();
-  }
-})();
+run(async (browser) => {
+  const page = await browser.newPage();
+  await page.goto(base + '/');
+  await page.evaluate((u) => new Promise((resolve) => {
+    window.seen = [];
+    window.opens = 0;
+    const es = new EventSource('/sse?userId=' + encodeURIComponent(u));
+    const keep = (ev) => window.seen.push({ type: ev.type, data: ev.data, id: ev.lastEventId });
+    es.onmessage = keep;
+    es.addEventListener('recovered', keep);
+    es.onopen = () => { window.opens++; resolve(); };
+  }), user);
+  say({ step: 'open' });
+  await push({ user_id: user, n: 1 });
+  await push({ broadcast: true, n: 2 });
+  await until(async () => (await count(page, 'message')) >= 2, 15000);
+  say({ step: 'got2' });
+  await until(async () => fs.existsSync(flag), 60000);
+  await until(async () => (await count(page, 'recovered')) >= 1, 30000);
+  await push({ user_id: user, n: 6 });
+  await until(async () => (await count(page, 'message')) >= 6, 15000);
+  say({ step: 'done', seen: await page.evaluate(() => window.seen),
+    opens: await page.evaluate(() => window.opens) });
+});
