@@ -90,6 +90,7 @@ struct ws_conn {
 	uint64_t replay_after;		/* WR_REPLAYING: offset of the last one sent */
 	uint64_t replayed;
 	uint32_t direct_pass;		/* dispatcher pass of the last direct send */
+	size_t pass_backlog;		/* unsent bytes when that pass began */
 	uint16_t close_sent;		/* 0: none yet */
 	uint16_t close_received;	/* 0: none yet */
 	struct ws_reader reader;
@@ -587,8 +588,13 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 		return 0;
 	out = bufferevent_get_output(c->bev);
 	pending = evbuffer_get_length(out);
-	/* One frame is always accepted by an idle writer, whatever its size. */
-	if (pending > 0 && pending + len > c->gw->cfg->ws_send_queue_max) {
+	/* What the client left unread from earlier passes decides; frames of
+	 * this pass are written with one writev when it ends, so a burst is
+	 * not a slow reader (a pass takes at most READY_BATCH frames, shared,
+	 * not copied).  One frame is always accepted by an idle writer. */
+	if (direct)
+		c->pass_backlog = pending;
+	if (c->pass_backlog > 0 && c->pass_backlog + len > c->gw->cfg->ws_send_queue_max) {
 		ws_conn_slow(c, "queue_full", pending);
 		return 0;
 	}
