@@ -34,6 +34,8 @@ COPY src/ src/
 COPY etc/ etc/
 COPY doc/ doc/
 COPY scripts/ scripts/
+# The browser client the binary serves at /notifyd.js (built in).
+COPY www/ www/
 # Makefile.am lists t/unit/tap.h among the headers that "make" needs.
 COPY t/ t/
 

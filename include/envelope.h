@@ -37,6 +37,10 @@ const uint8_t *envelope_message_body(const uint8_t *frame, size_t frame_len, siz
 size_t envelope_hello(uint8_t out[ENVELOPE_STATUS_MAX], const char *id);
 size_t envelope_recovered(uint8_t out[ENVELOPE_STATUS_MAX], const char *reason, uint64_t count,
     const char *id);
+/* The hello object alone, as JSON text (for SSE's "hello" event); returns
+ * its length. */
+size_t envelope_hello_json(char out[ENVELOPE_STATUS_MAX], const char *id);
+
 /* The recovered object alone, as JSON text (for SSE's "recovered" event);
  * returns its length. */
 size_t envelope_recovered_json(char out[ENVELOPE_STATUS_MAX], const char *reason, uint64_t count,

@@ -71,15 +71,22 @@ static int id_member(char *buf, size_t len, const char *id)
 	return snprintf(buf, len, ",\"id\":\"%s\"", id);
 }
 
-size_t envelope_hello(uint8_t out[ENVELOPE_STATUS_MAX], const char *id)
+size_t envelope_hello_json(char out[ENVELOPE_STATUS_MAX], const char *id)
 {
-	char idm[64], text[ENVELOPE_STATUS_MAX];
-
+	char idm[64];
 	int n;
 
 	(void)id_member(idm, sizeof(idm), id);
-	n = snprintf(text, sizeof(text), "{\"type\":\"hello\"%s}", idm);
-	return status_frame(out, text, n);
+	n = snprintf(out, ENVELOPE_STATUS_MAX, "{\"type\":\"hello\"%s}", idm);
+	return n > 0 && n < ENVELOPE_STATUS_MAX ? (size_t)n : 0;
+}
+
+size_t envelope_hello(uint8_t out[ENVELOPE_STATUS_MAX], const char *id)
+{
+	char text[ENVELOPE_STATUS_MAX];
+	size_t n = envelope_hello_json(text, id);
+
+	return n > 0 ? status_frame(out, text, (int)n) : 0;
 }
 
 size_t envelope_recovered_json(char out[ENVELOPE_STATUS_MAX], const char *reason, uint64_t count,

@@ -26,6 +26,7 @@
 #include "auth_jwt.h"
 #include "clock.h"
 #include "config.h"
+#include "client_js.h"
 #include "demo_page.h"
 #include "dispatch.h"
 #include "http_gate.h"
@@ -104,7 +105,8 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
  * POST /push with a good key and a declared length within push_max_body. */
 static int http_admit(void *arg, const struct http_head *h, const char *addr, struct gate_refusal *r)
 {
-	static const char *const bodyless[] = { "/ws", "/sse", "/health", "/metrics", "/", "/index.html" };
+	static const char *const bodyless[] = { "/ws", "/sse", "/health", "/metrics", "/", "/index.html",
+		"/notifyd.js" };
 	struct http_server *hs = arg;
 	char auth[HTTP_AUTH_MAX];
 	const char *a = NULL;
@@ -400,6 +402,11 @@ static void http_on_client(struct http_server *hs, struct evhttp_request *req, b
 		ws_refuse(hs, req, WR_ORIGIN, 0, NULL, NULL);
 		return;
 	}
+	if (sse && origin != NULL) {
+		/* An allowed page may read why it was refused (401, 503...). */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Access-Control-Allow-Origin", origin);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Vary", "Origin");
+	}
 	if (gw->draining) {
 		ws_refuse(hs, req, WR_DRAINING, 0, NULL, NULL);
 		return;
@@ -560,6 +567,13 @@ static void http_on_other(struct evhttp_request *req, void *arg)
 
 	http_gate_begin(hs->gate, req);
 
+	if (path != NULL && strcmp(path, "/notifyd.js") == 0) {
+		/* A module script from another origin needs CORS; it is public. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Access-Control-Allow-Origin", "*");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "max-age=300");
+		http_reply_body(req, 200, "text/javascript; charset=utf-8", notifyd_js, notifyd_js_len);
+		return;
+	}
 	if (hs->gw->cfg->demo && path != NULL && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)) {
 		http_reply_body(req, 200, "text/html; charset=utf-8", demo_page_html, demo_page_len);
 		return;

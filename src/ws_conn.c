@@ -683,8 +683,8 @@ static const char *ws_conn_newest_id(const struct ws_conn *c)
 }
 
 /* Live from here: say so, with the position the client keeps.  Over SSE
- * a hello is an event with only an id (EventSource keeps it as its last
- * event id, and fires nothing), recovered a named event. */
+ * as named events, hello and recovered, carrying the same JSON and the id
+ * (EventSource keeps it as its last event id). */
 static void ws_conn_go_live(struct ws_conn *c, const char *reason, bool recovered)
 {
 	uint8_t f[ENVELOPE_STATUS_MAX + MSG_ID_MAX + 64];
@@ -695,11 +695,10 @@ static void ws_conn_go_live(struct ws_conn *c, const char *reason, bool recovere
 	c->resume = WR_LIVE;
 	if (c->format == MSG_V2) {
 		n = !recovered ? envelope_hello(f, id) : envelope_recovered(f, reason, c->replayed, id);
-	} else if (!recovered) {
-		if (id != NULL)
-			n = sse_event_write(f, NULL, id, NULL, 0);
-	} else if ((j = envelope_recovered_json(json, reason, c->replayed, id)) > 0) {
-		n = sse_event_write(f, "recovered", id, (const uint8_t *)json, j);
+	} else {
+		j = !recovered ? envelope_hello_json(json, id) : envelope_recovered_json(json, reason, c->replayed, id);
+		if (j > 0)
+			n = sse_event_write(f, !recovered ? "hello" : "recovered", id, (const uint8_t *)json, j);
 	}
 	ws_conn_put_text(c, f, n);
 }

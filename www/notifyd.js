@@ -178,7 +178,10 @@ export class Notifyd extends EventTarget {
       try { data = JSON.parse(ev.data); } catch { return; }
       this.#emit('message', { id: ev.lastEventId || null, data });
     };
-    es.addEventListener('recovered', (ev) => { if (live()) this.#frame(ev.data); });
+    // hello (where live delivery starts) and recovered carry the same JSON
+    // as the WebSocket frames.
+    for (const type of ['hello', 'recovered'])
+      es.addEventListener(type, (ev) => { if (live()) this.#frame(ev.data); });
     es.onerror = () => {
       if (!live()) return;
       const was = opened;

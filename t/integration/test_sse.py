@@ -4,6 +4,7 @@ HTML standard's EventSource algorithm (the browser itself is in
 test_sse_browser.py)."""
 
 import json
+import os
 import socket
 import threading
 import time
@@ -13,6 +14,8 @@ import pytest
 
 import harness
 from test_auth_jwt import claims, hs_daemon, token
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class SSE:
@@ -33,6 +36,7 @@ class SSE:
         self.last_id = ""
         self.retry = None
         self.comments = 0
+        self.hello = None       # the "hello" event, skipped by event()
         self._data, self._event = [], ""
         self.eof = False
 
@@ -92,6 +96,9 @@ class SSE:
                     continue
                 ev = (self._event or "message", "\n".join(self._data), self.last_id)
                 self._data, self._event = [], ""
+                if ev[0] == "hello" and self.hello is None:
+                    self.hello = json.loads(ev[1])
+                    continue
                 return ev
             if line.startswith(":"):
                 self.comments += 1
@@ -157,6 +164,7 @@ def test_sse_delivers_bodies_with_ids(start_notifyd, publisher, sse_client):
     publisher.publish("user.s1", bodies[3])
     evs = c.events(4)
     assert c.retry == 2000
+    assert c.hello["type"] == "hello" and c.hello["id"], "a fresh stream starts where live delivery does"
     assert [e[0] for e in evs] == ["message"] * 4
     assert evs[0][1].encode() == bodies[0]
     assert evs[1][1].encode() == bodies[1], "a line feed between tokens comes back"
@@ -244,6 +252,7 @@ def test_sse_queue_mode_has_no_ids(start_notifyd, publisher, sse_client):
     publisher.publish("user.q", b'{"q":1}')
     ev = c.event()
     assert ev == ("message", '{"q":1}', "")
+    assert c.hello == {"type": "hello"}
     assert b"id:" not in c.raw
 
 
@@ -270,17 +279,27 @@ def test_sse_slow_reader_is_closed(start_notifyd, publisher, sse_client, note):
 
 def test_sse_auth_and_origin_refused_before_any_event(start_notifyd, sse_client):
     d = hs_daemon(start_notifyd, amqp_source="stream", allowed_origins="https://app.example")
-    c = sse_client(d.port, "/sse")
+    c = sse_client(d.port, "/sse", headers=[("Origin", "https://app.example")])
     assert c.head() == 401 and b"event" not in c.buf
+    assert c.headers.get("access-control-allow-origin") == "https://app.example", \
+        "an allowed page can read why it was refused"
     assert "error" in json.loads(c.buf.split(b"\n")[-1] or b"{}") or c.buf
     c = sse_client(d.port, "/sse?token=not.a.token")
     assert c.head() == 401
     good = token(claims(sub="7"))
     c = sse_client(d.port, "/sse?token=" + good, headers=[("Origin", "https://evil.example")])
-    assert c.head() == 403
+    assert c.head() == 403 and "access-control-allow-origin" not in c.headers
     c = sse_client(d.port, "/sse?token=" + good, headers=[("Origin", "https://app.example")])
     assert c.head() == 200
     assert c.headers.get("access-control-allow-origin") == "https://app.example"
     assert c.headers.get("vary") == "Origin"
     st, hdr, body = harness.http_request(d.port, "POST", "/sse?token=" + good)
     assert st == 405 and hdr.get("allow") == "GET"
+
+
+def test_notifyd_js_is_served(notifyd):
+    st, hdr, body = harness.http_get(notifyd.port, "/notifyd.js")
+    assert st == 200 and hdr["content-type"].startswith("text/javascript")
+    assert hdr.get("access-control-allow-origin") == "*"
+    with open(os.path.join(TOP, "www", "notifyd.js"), "rb") as f:
+        assert body == f.read(), "the served client is www/notifyd.js byte for byte"
