@@ -1,8 +1,11 @@
 /* fuzz_ws_frame.c - libFuzzer target for the WebSocket frame reader.
  *
  * Input: byte 0 chooses max_message (low nibble) and how the split pattern
- * is drawn (high nibble), byte 1 seeds the piece sizes; the rest is the
- * byte stream a client sends.  The stream is fed three ways:
+ * is drawn (high nibble), byte 1 seeds the piece sizes and, in its low bit,
+ * turns permessage-deflate on (ws_reader_enable_deflate: RSV1 allowed on
+ * the first frame of a data message, the payload of such a message handed
+ * to a callback that fails it with 1007 once it passes (byte 1 >> 1) * 8
+ * bytes, 127 meaning never); the rest is the byte stream a client sends.  The stream is fed three ways:
  *   1. in pieces drawn from the pattern (each copied into a buffer of
  *      exactly its size, so ASan sees a read past the piece), with some
  *      empty feeds in between;
@@ -13,13 +16,15 @@
  * feed is checked against ws_frame.h's promises (consumed <= n, WS_EV_NONE
  * only when all was consumed, sticky errors, close codes, control payloads
  * <= 125, message size <= max_message), and the four event lists must agree:
- * type, code, opcode, size, control payload and the stream offset where the
- * event ends.  The one allowed difference is the offset of a 1007 error,
- * since invalid UTF-8 in a text payload may be reported at the end of the
- * chunk being validated.
+ * type, code, opcode, size, control payload, compressed flag and compressed
+ * payload (as the callback saw it) and the stream offset where the event
+ * ends.  The one allowed difference is the offset of a 1007 error, since
+ * invalid UTF-8 in a text payload (or the callback's refusal) may be
+ * reported at the end of the chunk being validated.
  * The same bytes also drive the encoders: ws_close_payload_encode (code and
- * reason from the input) and ws_frame_header_encode, whose output, masked
- * as a client would, must read back through the reader.
+ * reason from the input), ws_frame_header_encode and
+ * ws_frame_header_encode_rsv1, whose output, masked as a client would, must
+ * read back through the reader.
  *
  * Build: clang -fsanitize=fuzzer,address,undefined -I<build> -Iinclude
  *   fuzz/fuzz_ws_frame.c src/ws_frame.c src/utf8.c
@@ -49,9 +54,30 @@ struct fz_ev {
 	uint16_t code;
 	uint64_t size;
 	size_t payload_len;
-	uint32_t hash;		/* FNV-1a of the control payload (close: reason) */
+	uint32_t hash;		/* FNV-1a of the control payload (close: reason), or of
+				 * a compressed message's payload */
+	bool compressed;
 	size_t end;		/* stream offset just past the event's last byte */
 };
+
+/* permessage-deflate, as the input asks */
+struct fz_pmd {
+	bool on;
+	uint64_t limit;		/* callback refuses a message past this many bytes */
+	uint32_t hash;		/* of the message in progress, as the callback saw it */
+	uint64_t seen;
+};
+
+#define FZ_HASH_INIT 2166136261u
+
+static uint32_t fz_hash_more(uint32_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
 
 struct fz_log {
 	struct fz_ev *ev;
@@ -60,13 +86,7 @@ struct fz_log {
 
 static uint32_t fz_hash(const uint8_t *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
+	return fz_hash_more(FZ_HASH_INIT, p, n);
 }
 
 static void fz_log_push(struct fz_log *log, const struct fz_ev *e)
@@ -92,7 +112,8 @@ static void fz_log_compare(const struct fz_log *a, const struct fz_log *b)
 		const struct fz_ev *x = &a->ev[i], *y = &b->ev[i];
 
 		if (x->type != y->type || x->code != y->code || x->opcode != y->opcode ||
-		    x->size != y->size || x->payload_len != y->payload_len || x->hash != y->hash)
+		    x->size != y->size || x->payload_len != y->payload_len || x->hash != y->hash ||
+		    x->compressed != y->compressed)
 			abort();
 		if (x->end != y->end && !(x->type == WS_EV_ERROR && x->code == WS_CLOSE_INVALID_DATA))
 			abort();
@@ -185,7 +206,8 @@ static void fz_check_event(const struct ws_event *ev, uint64_t max_message)
 	}
 }
 
-static void fz_record(struct fz_log *log, const struct ws_event *ev, size_t end)
+static void fz_record(struct fz_log *log, const struct ws_event *ev, size_t end,
+		      struct fz_pmd *pmd)
 {
 	struct fz_ev e;
 
@@ -196,6 +218,15 @@ static void fz_record(struct fz_log *log, const struct ws_event *ev, size_t end)
 	case WS_EV_MESSAGE:
 		e.opcode = ev->opcode;
 		e.size = ev->size;
+		e.compressed = ev->compressed;
+		if (ev->compressed) {
+			if (!pmd->on || pmd->seen != ev->size)
+				abort();
+			e.hash = pmd->hash;
+			e.payload_len = (size_t)pmd->seen;
+		}
+		pmd->hash = FZ_HASH_INIT;
+		pmd->seen = 0;
 		break;
 	case WS_EV_PING:
 	case WS_EV_PONG:
@@ -229,14 +260,36 @@ static void fz_check_sticky(struct ws_reader *r, const uint8_t *rest, size_t n, 
 	}
 }
 
+/* The callback of a deflate reader: hashes what it is given, and refuses a
+ * message once it has seen more than the limit. */
+static uint16_t fz_on_compressed(void *arg, uint8_t opcode, const uint8_t *p, size_t n,
+				 const char **reason)
+{
+	struct fz_pmd *pmd = arg;
+
+	if (n == 0 || (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY))
+		abort();
+	pmd->hash = fz_hash_more(pmd->hash, p, n);
+	pmd->seen += n;
+	if (pmd->seen > pmd->limit) {
+		*reason = "over the fuzzer's limit";
+		return WS_CLOSE_INVALID_DATA;
+	}
+	return 0;
+}
+
 static void fz_run(const uint8_t *d, size_t n, uint64_t max, struct fz_split *sp,
-		   struct fz_log *log)
+		   struct fz_log *log, struct fz_pmd pmd)
 {
 	struct ws_reader r;
 	size_t off = 0;
 	uint8_t *copy = NULL;
 
+	pmd.hash = FZ_HASH_INIT;
+	pmd.seen = 0;
 	ws_reader_init(&r, max);
+	if (pmd.on)
+		ws_reader_enable_deflate(&r, fz_on_compressed, &pmd);
 	while (off < n) {
 		size_t piece = fz_next_piece(sp, n - off);
 		const uint8_t *p;
@@ -267,7 +320,7 @@ static void fz_run(const uint8_t *d, size_t n, uint64_t max, struct fz_split *sp
 			left -= used;
 			off += used;
 			if (ev.type != WS_EV_NONE)
-				fz_record(log, &ev, off);
+				fz_record(log, &ev, off, &pmd);
 			if (ev.type == WS_EV_ERROR) {
 				fz_check_sticky(&r, d + off, n - off, ev.code);
 				failed = true;
@@ -363,10 +416,15 @@ static void fz_model_event(struct fz_log *log, enum ws_event_type type, uint16_t
 	fz_log_push(log, &e);
 }
 
-/* The events the whole stream d[0..n) must give, from RFC 6455 section 5. */
-static void fz_model(const uint8_t *d, size_t n, uint64_t max, struct fz_log *log)
+/* The events the whole stream d[0..n) must give, from RFC 6455 section 5
+ * and, with pmd->on, RFC 7692 section 6. */
+static void fz_model(const uint8_t *d, size_t n, uint64_t max, struct fz_log *log,
+		     const struct fz_pmd *pmd)
 {
 	uint8_t msg_op = 0;		/* data message in progress */
+	bool msg_z = false;		/* ... and it is compressed */
+	uint32_t z_hash = FZ_HASH_INIT;
+	uint64_t z_seen = 0;
 	uint64_t msg_size = 0;
 	struct fz_utf8 text;
 	size_t i = 0;
@@ -375,12 +433,15 @@ static void fz_model(const uint8_t *d, size_t n, uint64_t max, struct fz_log *lo
 	while (i < n) {
 		uint8_t b0 = d[i], op = b0 & 0x0F, b1, len7, ctl_buf[WS_CONTROL_MAX];
 		bool fin = (b0 & 0x80) != 0, control = (op & 0x08) != 0;
+		/* RSV1 alone, on a text or binary frame, once negotiated */
+		bool rsv_ok = (b0 & 0x70) == 0 ||
+		    (pmd->on && (b0 & 0x70) == 0x40 && (op == 1 || op == 2));
 		size_t ext, hdr_end, avail;
 		uint64_t len = 0;
 		const uint8_t *mask;
 
 		/* Each rule fails at the byte that decides it. */
-		if ((b0 & 0x70) || !(op <= 2 || (op >= 8 && op <= 10)) || (control && !fin) ||
+		if (!rsv_ok || !(op <= 2 || (op >= 8 && op <= 10)) || (control && !fin) ||
 		    (op == 0 && msg_op == 0) || ((op == 1 || op == 2) && msg_op != 0)) {
 			fz_model_event(log, WS_EV_ERROR, WS_CLOSE_PROTOCOL, i + 1);
 			return;
@@ -416,6 +477,9 @@ static void fz_model(const uint8_t *d, size_t n, uint64_t max, struct fz_log *lo
 			if (op != 0) {
 				msg_op = op;
 				msg_size = 0;
+				msg_z = (b0 & 0x40) != 0;
+				z_hash = FZ_HASH_INIT;
+				z_seen = 0;
 				memset(&text, 0, sizeof(text));
 			}
 			msg_size += len;
@@ -426,6 +490,13 @@ static void fz_model(const uint8_t *d, size_t n, uint64_t max, struct fz_log *lo
 
 			if (control) {
 				ctl_buf[k] = b;
+			} else if (msg_z) {
+				z_hash = fz_hash_more(z_hash, &b, 1);
+				if (++z_seen > pmd->limit) {
+					fz_model_event(log, WS_EV_ERROR, WS_CLOSE_INVALID_DATA,
+						       hdr_end + k + 1);
+					return;
+				}
 			} else if (msg_op == 1 && !fz_utf8_byte(&text, b)) {
 				/* where it is reported is not compared */
 				fz_model_event(log, WS_EV_ERROR, WS_CLOSE_INVALID_DATA, hdr_end + k + 1);
@@ -475,7 +546,7 @@ static void fz_model(const uint8_t *d, size_t n, uint64_t max, struct fz_log *lo
 		} else if (fin) {
 			struct fz_ev e;
 
-			if (msg_op == 1 && text.want != 0) {
+			if (msg_op == 1 && !msg_z && text.want != 0) {
 				fz_model_event(log, WS_EV_ERROR, WS_CLOSE_INVALID_DATA, i);
 				return;
 			}
@@ -484,9 +555,15 @@ static void fz_model(const uint8_t *d, size_t n, uint64_t max, struct fz_log *lo
 			e.opcode = msg_op;
 			e.size = msg_size;
 			e.end = i;
+			e.compressed = msg_z;
+			if (msg_z) {
+				e.hash = z_hash;
+				e.payload_len = (size_t)z_seen;
+			}
 			fz_log_push(log, &e);
 			msg_op = 0;
 			msg_size = 0;
+			msg_z = false;
 		}
 	}
 }
@@ -572,12 +649,33 @@ static void fz_encoders(const uint8_t *d, size_t n)
 	if (want_len == 0 ? ev.type != WS_EV_MESSAGE || ev.size != 0 : ev.type != WS_EV_NONE ||
 	    r.remaining != want_len)
 		abort();
+
+	/* the same with RSV1: one bit apart, and a compressed message to a
+	 * deflate reader, its payload (the reason bytes) given to the callback */
+	{
+		uint8_t h1[WS_SERVER_HEADER_MAX];
+		size_t h1len = ws_frame_header_encode_rsv1(h1, WS_OP_BINARY, len);
+		struct fz_pmd pmd = { true, UINT64_MAX, FZ_HASH_INIT, 0 };
+		size_t blen = rlen < WS_CONTROL_MAX ? rlen : WS_CONTROL_MAX;
+
+		if (h1len != hlen || h1[0] != (hdr[0] | 0x40) || memcmp(h1 + 1, hdr + 1, hlen - 1) != 0)
+			abort();
+		hlen = ws_frame_header_encode_rsv1(hdr, WS_OP_TEXT, blen);
+		flen = fz_client_frame(frame, hdr, hlen, (const uint8_t *)reason, blen);
+		ws_reader_init(&r, UINT64_MAX);
+		ws_reader_enable_deflate(&r, fz_on_compressed, &pmd);
+		if (ws_reader_feed(&r, frame, flen, &ev) != flen || ev.type != WS_EV_MESSAGE ||
+		    !ev.compressed || ev.opcode != WS_OP_TEXT || ev.size != blen || pmd.seen != blen ||
+		    pmd.hash != fz_hash((const uint8_t *)reason, blen))
+			abort();
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_log model = { 0 }, drawn = { 0 }, whole = { 0 }, bytes = { 0 };
 	struct fz_split sp;
+	struct fz_pmd pmd;
 	uint64_t max;
 
 	if (size < 2)
@@ -587,16 +685,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&sp, 0, sizeof(sp));
 	sp.pattern = data[0] >> 4;
 	sp.rng = 0x01000193u * (uint32_t)(data[1] + 1);
+	memset(&pmd, 0, sizeof(pmd));
+	pmd.on = (data[1] & 1) != 0;
+	pmd.limit = (data[1] >> 1) == 127 ? UINT64_MAX : (uint64_t)(data[1] >> 1) * 8;
 	data += 2;
 	size -= 2;
 
-	fz_model(data, size, max, &model);
+	fz_model(data, size, max, &model, &pmd);
 	sp.kind = 2;
-	fz_run(data, size, max, &sp, &drawn);
+	fz_run(data, size, max, &sp, &drawn, pmd);
 	sp.kind = 0;
-	fz_run(data, size, max, &sp, &whole);
+	fz_run(data, size, max, &sp, &whole, pmd);
 	sp.kind = 1;
-	fz_run(data, size, max, &sp, &bytes);
+	fz_run(data, size, max, &sp, &bytes, pmd);
 
 	fz_log_compare(&whole, &model);
 	fz_log_compare(&whole, &drawn);

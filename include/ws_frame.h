@@ -3,13 +3,17 @@
  * Promises: ws_reader turns the bytes a client sends into events (a complete
  * control frame, the end of a data message, or a protocol error with the
  * close code to send).  It enforces everything a server must: masking,
- * minimal rules on lengths (64-bit length with top bit clear), RSV bits zero,
- * known opcodes, control frames FIN and <= 125 bytes, continuation only inside
+ * minimal rules on lengths (64-bit length with top bit clear), RSV bits zero
+ * (but RSV1 on the first frame of a data message once permessage-deflate is
+ * enabled: ws_reader_enable_deflate), known opcodes, control frames FIN and
+ * <= 125 bytes, continuation only inside
  * a message and no new data frame inside one, UTF-8 of text messages across
  * fragments, close payload (code validity, UTF-8 reason) and a maximum message
  * size.  Data payloads are unmasked, validated and discarded: clients have
  * nothing to say to notifyd besides control frames, so nothing is buffered
- * but a control frame's 125 bytes.
+ * but a control frame's 125 bytes.  The payload of a compressed message is
+ * handed, unmasked, to the caller's callback instead, and its UTF-8 is the
+ * caller's to check once inflated.
  * The encoder builds unmasked server frames.
  */
 #ifndef NOTIFYD_WS_FRAME_H
@@ -65,6 +69,10 @@ static inline size_t ws_frame_server_header_len(const uint8_t *frame)
 	return l == 127 ? 10 : l == 126 ? 4 : 2;
 }
 
+/* ws_frame_header_encode with RSV1 set: the frame of a message compressed with
+ * permessage-deflate (RFC 7692 section 6: "Per-Message Compressed"). */
+size_t ws_frame_header_encode_rsv1(uint8_t *out, enum ws_opcode op, uint64_t payload_len);
+
 /* Payload of a close frame: 2-byte code (network order) and the reason,
  * truncated to fit 125 bytes at a UTF-8 boundary.  Returns its length. */
 size_t ws_close_payload_encode(uint8_t out[WS_CONTROL_MAX], uint16_t code, const char *reason);
@@ -86,7 +94,16 @@ struct ws_event {
 	const uint8_t *payload;		/* points into the reader; valid until the next feed */
 	size_t payload_len;
 	const char *reason;		/* WS_EV_ERROR: short static text for logs */
+	bool compressed;		/* WS_EV_MESSAGE: its first frame had RSV1 */
 };
+
+/* Receives the unmasked payload of a compressed message (opcode: WS_OP_TEXT
+ * or WS_OP_BINARY), in pieces of any size down to 1 byte, never 0.  Returns
+ * 0 to go on, or the close code to fail the connection with (the reader
+ * then reports WS_EV_ERROR with that code and *reason, or a generic text
+ * when *reason is left NULL).  p is valid during the call only. */
+typedef uint16_t (*ws_reader_compressed_cb)(void *arg, uint8_t opcode, const uint8_t *p,
+    size_t n, const char **reason);
 
 struct ws_reader {
 	uint64_t max_message;		/* bytes; a larger message is WS_EV_ERROR 1009 */
@@ -108,9 +125,24 @@ struct ws_reader {
 	uint8_t ctl_len;
 	bool failed;			/* sticky after WS_EV_ERROR */
 	uint16_t fail_code;
+	/* permessage-deflate */
+	bool deflate;			/* negotiated: RSV1 allowed as RFC 7692 says */
+	bool msg_compressed;		/* the message in progress is compressed */
+	ws_reader_compressed_cb on_compressed;
+	void *cb_arg;
 };
 
 void ws_reader_init(struct ws_reader *r, uint64_t max_message);
+
+/* permessage-deflate was negotiated: call after ws_reader_init, before the
+ * first feed.  RSV1 is then allowed on the first frame of a text or binary
+ * message and makes the message compressed; RSV1 on a continuation or a
+ * control frame, and RSV2/RSV3 anywhere, stay 1002 (RFC 7692 section 6).  A
+ * compressed message's payload goes to cb (NULL: skipped), is not checked
+ * as UTF-8, and max_message bounds its compressed size; its WS_EV_MESSAGE
+ * has compressed set and comes after the last call to cb.  Uncompressed
+ * messages are read as before. */
+void ws_reader_enable_deflate(struct ws_reader *r, ws_reader_compressed_cb cb, void *arg);
 
 /* Consume up to n bytes of p.  Stops right after the first event, so a caller
  * loops: consumed = ws_reader_feed(...); handle ev; p += consumed; ...

@@ -15,6 +15,8 @@
 /* Unmasked data is validated through a small stack buffer: the input is
  * const and nothing may be allocated. */
 #define WS_UNMASK_CHUNK 256
+#define WS_RSV1 0x40
+#define WS_RSV_ALL 0x70
 
 bool ws_close_code_valid(uint16_t code)
 {
@@ -25,9 +27,10 @@ bool ws_close_code_valid(uint16_t code)
 	       (code >= 3000 && code <= 4999);
 }
 
-size_t ws_frame_header_encode(uint8_t *out, enum ws_opcode op, uint64_t payload_len)
+static size_t ws_header_encode(uint8_t *out, uint8_t flags, enum ws_opcode op,
+			       uint64_t payload_len)
 {
-	out[0] = (uint8_t)(0x80 | ((unsigned)op & 0x0F));
+	out[0] = (uint8_t)(0x80 | flags | ((unsigned)op & 0x0F));
 	if (payload_len <= 125) {
 		out[1] = (uint8_t)payload_len;
 		return 2;
@@ -44,6 +47,16 @@ size_t ws_frame_header_encode(uint8_t *out, enum ws_opcode op, uint64_t payload_
 	for (int i = 0; i < 8; i++)
 		out[2 + i] = (uint8_t)(payload_len >> (56 - 8 * i));
 	return 10;
+}
+
+size_t ws_frame_header_encode(uint8_t *out, enum ws_opcode op, uint64_t payload_len)
+{
+	return ws_header_encode(out, 0, op, payload_len);
+}
+
+size_t ws_frame_header_encode_rsv1(uint8_t *out, enum ws_opcode op, uint64_t payload_len)
+{
+	return ws_header_encode(out, WS_RSV1, op, payload_len);
 }
 
 size_t ws_close_payload_encode(uint8_t out[WS_CONTROL_MAX], uint16_t code, const char *reason)
@@ -78,9 +91,27 @@ void ws_reader_init(struct ws_reader *r, uint64_t max_message)
 	utf8_init(&r->utf8);
 }
 
+void ws_reader_enable_deflate(struct ws_reader *r, ws_reader_compressed_cb cb, void *arg)
+{
+	r->deflate = true;
+	r->on_compressed = cb;
+	r->cb_arg = arg;
+}
+
 static bool ws_opcode_is_control(uint8_t op)
 {
 	return (op & 0x08) != 0;
+}
+
+/* RFC 7692 section 6: with permessage-deflate, RSV1 (and it alone) may be set on
+ * the first frame of a data message; a continuation or control frame
+ * carrying it fails the connection like any reserved bit. */
+static bool ws_reader_rsv_ok(const struct ws_reader *r, uint8_t b)
+{
+	uint8_t op = b & 0x0F;
+
+	return (b & WS_RSV_ALL) == 0 ||
+	       (r->deflate && (b & WS_RSV_ALL) == WS_RSV1 && (op == WS_OP_TEXT || op == WS_OP_BINARY));
 }
 
 static bool ws_opcode_known(uint8_t op)
@@ -125,7 +156,7 @@ static bool ws_reader_check_byte0(struct ws_reader *r, struct ws_event *ev)
 
 	r->fin = (b & 0x80) != 0;
 	r->opcode = b & 0x0F;
-	if (b & 0x70) {
+	if (!ws_reader_rsv_ok(r, b)) {
 		ws_reader_fail(r, ev, WS_CLOSE_PROTOCOL, "reserved bits set");
 		return false;
 	}
@@ -199,6 +230,7 @@ static void ws_reader_start_payload(struct ws_reader *r, uint8_t hdr_need)
 	if (r->opcode != WS_OP_CONT) {
 		r->msg_opcode = r->opcode;
 		r->msg_size = 0;
+		r->msg_compressed = (r->hdr[0] & WS_RSV1) != 0;
 		utf8_init(&r->utf8);
 	}
 	r->msg_size += r->remaining;
@@ -254,15 +286,17 @@ static void ws_reader_end_frame(struct ws_reader *r, struct ws_event *ev)
 	}
 	if (!r->fin)
 		return;
-	if (r->msg_opcode == WS_OP_TEXT && r->utf8.state != 0) {
+	if (r->msg_opcode == WS_OP_TEXT && !r->msg_compressed && r->utf8.state != 0) {
 		ws_reader_fail(r, ev, WS_CLOSE_INVALID_DATA, "text ends inside a UTF-8 sequence");
 		return;
 	}
 	ev->type = WS_EV_MESSAGE;
 	ev->opcode = r->msg_opcode;
 	ev->size = r->msg_size;
+	ev->compressed = r->msg_compressed;
 	r->msg_opcode = 0;
 	r->msg_size = 0;
+	r->msg_compressed = false;
 	utf8_init(&r->utf8);
 }
 
@@ -272,6 +306,38 @@ static void ws_unmask(struct ws_reader *r, uint8_t *dst, const uint8_t *src, siz
 		dst[i] = src[i] ^ r->mask[r->mask_pos];
 		r->mask_pos = (r->mask_pos + 1) & 3;
 	}
+}
+
+/* Compressed payload goes, unmasked, to the caller's callback.  False
+ * after reporting the error it returned; *done then counts the bytes of p
+ * taken so far. */
+static bool ws_reader_compressed(struct ws_reader *r, const uint8_t *p, size_t n,
+				 struct ws_event *ev, size_t *done)
+{
+	uint8_t buf[WS_UNMASK_CHUNK];
+
+	if (r->on_compressed == NULL) {
+		/* nobody reads it: keep only the mask position */
+		r->mask_pos = (uint8_t)((r->mask_pos + n) & 3);
+		return true;
+	}
+	for (size_t off = 0; off < n; ) {
+		size_t k = n - off;
+		const char *why = NULL;
+		uint16_t code;
+
+		if (k > sizeof(buf))
+			k = sizeof(buf);
+		ws_unmask(r, buf, p + off, k);
+		off += k;
+		code = r->on_compressed(r->cb_arg, r->msg_opcode, buf, k, &why);
+		if (code != 0) {
+			ws_reader_fail(r, ev, code, why != NULL ? why : "compressed payload refused");
+			*done = off;
+			return false;
+		}
+	}
+	return true;
 }
 
 /* Takes up to n payload bytes of the current frame; returns how many. */
@@ -285,6 +351,9 @@ static size_t ws_reader_payload(struct ws_reader *r, const uint8_t *p, size_t n,
 	if (ws_opcode_is_control(r->opcode)) {
 		ws_unmask(r, r->ctl + r->ctl_len, p, take);
 		r->ctl_len = (uint8_t)(r->ctl_len + take);
+	} else if (r->msg_compressed) {
+		if (!ws_reader_compressed(r, p, take, ev, &take))
+			return take;
 	} else if (r->msg_opcode == WS_OP_TEXT) {
 		uint8_t buf[WS_UNMASK_CHUNK];
 
