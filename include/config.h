@@ -72,6 +72,8 @@ struct config {
 	uint32_t ws_pong_timeout_ms;	/* ws_pong_timeout, 10s */
 	uint64_t ws_send_queue_max;	/* ws_send_queue_max, 4M: unsent bytes per client */
 	uint32_t ws_send_timeout_ms;	/* ws_send_timeout, 5s: age of the oldest unsent frame */
+	bool ws_deflate;		/* ws_deflate, on: permessage-deflate (RFC 7692) when offered */
+	uint64_t ws_deflate_min_size;	/* ws_deflate_min_size, 256: smaller notifications go as they are */
 
 	/* broker */
 	char *amqp_url;			/* amqp_url, "amqp://guest:guest@127.0.0.1:5672/" */

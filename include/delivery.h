@@ -38,11 +38,14 @@
 struct hist_entry;
 struct xqueue;
 struct stats;
+struct ws_deflater;
 
 /* Where settled msgs go: one per event loop, owned by its dispatcher. */
 struct msg_sink {
 	struct xqueue *ackq;	/* to the consumer thread */
 	struct stats *stats;
+	struct ws_deflater *deflater;	/* for the _Z formats (NULL: none) */
+	uint64_t deflate_min;		/* smaller payloads are not compressed */
 	uint64_t in_flight;	/* msgs taken from the workers, not yet settled */
 	bool abandoning;	/* shutdown gave up on connections: frames
 				 * released unwritten are not acked */
@@ -70,8 +73,12 @@ struct job {
 };
 
 /* The shapes of a notification on the wire: the raw text frame (frame[]),
- * the notifyd.v2 envelope frame, a text/event-stream event. */
-enum msg_format { MSG_RAW = 0, MSG_V2, MSG_SSE, MSG_FORMATS };
+ * the notifyd.v2 envelope frame, a text/event-stream event; the two frames
+ * compressed once (RSV1, RFC 7692) for every connection that agreed to it,
+ * or left as they are when that would not make them smaller. */
+enum msg_format { MSG_RAW = 0, MSG_V2, MSG_SSE,
+	MSG_RAW_Z, MSG_V2_Z,	/* the same frames compressed (permessage-deflate) */
+	MSG_FORMATS };
 
 struct msg {
 	atomic_uint refs;

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "conn_registry.h"
 #include "stats.h"
+#include "ws_deflate.h"
 
 struct event_base;
 struct event;
@@ -35,6 +36,10 @@ struct gateway {
 	struct auth_jwt *auth;		/* auth = jwt: the verifier (swapped on SIGHUP) */
 	struct peer_table *peers;	/* open connections per client address */
 	struct history *hist;		/* stream source: recent messages (NULL: none) */
+	/* permessage-deflate policy, set by the dispatcher, which compresses:
+	 * the handshake must agree only to what it sends */
+	struct ws_deflate_config deflate;
+	bool deflate_on;
 	struct xqueue *ackq;		/* to the consumer thread */
 	struct broker_status broker;	/* the loop's copy, for /health */
 	uint64_t started_ms;

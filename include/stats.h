@@ -49,6 +49,8 @@ struct stats {
 	atomic_uint_fast64_t ws_closed;
 	atomic_uint_fast64_t ws_rejected;	/* handshakes answered with an error */
 	atomic_uint_fast64_t bytes_out;
+	atomic_uint_fast64_t deflate_in;	/* payload bytes compressed (once per message) */
+	atomic_uint_fast64_t deflate_out;	/* what they became */
 	atomic_uint_fast64_t broadcast_batches;	/* runs of broadcasts written as one */
 	atomic_uint_fast64_t push_status[PUSH_STATUS_COUNT];
 	atomic_uint_fast64_t push_messages;	/* notifications confirmed by the broker */

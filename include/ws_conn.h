@@ -35,20 +35,25 @@ struct gateway;
 struct msg;
 struct peer;
 struct ws_conn;
+struct ws_deflate_params;
 
 /* Answer 101 and take over the connection of req for user id.  key is the
  * client's Sec-WebSocket-Key (already validated); subprotocol, when not
  * NULL or "", is echoed in Sec-WebSocket-Protocol, and AUTH_JWT_SUBPROTOCOL_V2
  * makes this a notifyd.v2 connection (see envelope.h): it says hello, or
  * with since (the last id the client saw, else NULL) first replays what
- * it missed from gw->hist and says whether it could; expires_ms (monotonic,
+ * it missed from gw->hist and says whether it could; deflate (NULL: none)
+ * is the permessage-deflate agreement: notifications go compressed (once
+ * per message, for every such connection) and the client's compressed
+ * messages are inflated within ws_max_message_size; expires_ms (monotonic,
  * 0: never) is when the token runs out and the connection is closed with
  * 1008.  peer (may be NULL) is the address's slot in gw->peers: the
  * connection gives it back when it closes, and also when NULL is returned.
  * Returns the connection, or NULL (nothing was answered). */
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
-    const char *since, uint64_t expires_ms, struct peer *peer);
+    const struct ws_deflate_params *deflate, const char *since, uint64_t expires_ms,
+    struct peer *peer);
 
 /* The same for GET /sse: answer 200 with a text/event-stream (and
  * Access-Control-Allow-Origin: allow_origin when not NULL) and deliver

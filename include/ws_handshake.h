@@ -36,8 +36,12 @@ int ws_handshake_accept(const char *key, char out[WS_ACCEPT_LEN + 1]);
  * constants.  Returns its length (out is NUL-terminated), 0 when key is
  * unusable or out too small (WS_RESPONSE_MAX always suffices for a
  * subprotocol up to 64 bytes). */
-#define WS_RESPONSE_MAX 256
+#define WS_RESPONSE_MAX 448	/* with an extension answer of up to 160 bytes */
 size_t ws_handshake_response(char *out, size_t outlen, const char *key, const char *subprotocol);
+/* The same with Sec-WebSocket-Extensions: extensions when neither NULL nor
+ * "" (a token list of ours, no CR/LF). */
+size_t ws_handshake_response_ext(char *out, size_t outlen, const char *key, const char *subprotocol,
+    const char *extensions);
 
 /* Does the comma-separated header value contain token (case-insensitive,
  * optional whitespace around items)? */

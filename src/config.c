@@ -98,6 +98,8 @@ static const struct key keys[] = {
 	{ "ws_pong_timeout", K_MS, FIELD(ws_pong_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "10s", false },
 	{ "ws_send_queue_max", K_SIZE, FIELD(ws_send_queue_max, uint64_t), KIB, GIB, NULL, "4M", false },
 	{ "ws_send_timeout", K_MS, FIELD(ws_send_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "5s", false },
+	{ "ws_deflate", K_BOOL, FIELD(ws_deflate, bool), 0, 0, NULL, "on", false },
+	{ "ws_deflate_min_size", K_SIZE, FIELD(ws_deflate_min_size, uint64_t), 0, 64 * MIB, NULL, "256", false },
 
 	{ "amqp_url", K_URL, FIELD(amqp_url, char *), 0, 0, NULL, "amqp://guest:guest@127.0.0.1:5672/", false },
 	{ "amqp_exchange", K_STRING, FIELD(amqp_exchange, char *), 1, AMQP_SHORTSTR_MAX, NULL, "notifications", false },

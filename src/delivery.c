@@ -11,6 +11,7 @@
 #include "history.h"
 #include "sse.h"
 #include "stats.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 #include "xqueue.h"
 
@@ -88,6 +89,75 @@ static size_t part_bytes(const struct msg *p, enum msg_format f, uint8_t *dst)
 	return n;
 }
 
+/* Append n bytes to the growing block *buf of *cap bytes, *used taken. */
+static int append(uint8_t **buf, size_t *cap, size_t *used, const void *p, size_t n)
+{
+	if (*used + n > *cap) {
+		size_t c = (*used + n) * 2;
+		uint8_t *b = realloc(*buf, c);
+
+		if (b == NULL)
+			return -1;
+		*buf = b;
+		*cap = c;
+	}
+	memcpy(*buf + *used, p, n);
+	*used += n;
+	return 0;
+}
+
+/* The _Z formats: each part's frame of the base format compressed once, as
+ * its own message (RSV1), or as it is when that does not make it smaller
+ * (or it is under deflate_min).  Without anything compressed, a single
+ * msg's base frame is shared rather than copied. */
+static const uint8_t *msg_bytes_z(struct msg *m, enum msg_format f, size_t *len)
+{
+	const struct msg_sink *k = m->owner;
+	enum msg_format base = f == MSG_RAW_Z ? MSG_RAW : MSG_V2;
+	uint8_t *buf = NULL, hdr[WS_SERVER_HEADER_MAX];
+	size_t cap = 0, used = 0;
+	bool any = false;
+
+	for (struct msg *p = m->nparts > 0 ? m->parts : m; p != NULL; p = m->nparts > 0 ? p->parts : NULL) {
+		size_t bl, h, zl = 0;
+		const uint8_t *b = msg_bytes(p, base, &bl);
+		uint8_t *z = NULL;
+		int rc = -1;
+
+		if (b == NULL)
+			goto fail;
+		h = ws_frame_server_header_len(b);
+		if (k != NULL && k->deflater != NULL && bl - h >= k->deflate_min)
+			rc = (int)ws_deflate_message(k->deflater, b + h, bl - h, &z, &zl);
+		if (rc == WS_DEFLATE_OK) {
+			size_t hl = ws_frame_header_encode_rsv1(hdr, WS_OP_TEXT, zl);
+
+			stats_add(&k->stats->deflate_in, bl - h);
+			stats_add(&k->stats->deflate_out, zl);
+			rc = append(&buf, &cap, &used, hdr, hl) < 0 || append(&buf, &cap, &used, z, zl) < 0 ? -1 : 0;
+			free(z);
+			any = true;
+			if (rc < 0)
+				goto fail;
+		} else if (append(&buf, &cap, &used, b, bl) < 0) {
+			goto fail;
+		}
+	}
+	if (!any && m->nparts == 0) {
+		free(buf);
+		m->alt[f - 1].p = msg_bytes(m, base, &m->alt[f - 1].len);
+	} else {
+		m->alt[f - 1].own = buf;
+		m->alt[f - 1].p = buf;
+		m->alt[f - 1].len = used;
+	}
+	*len = m->alt[f - 1].len;
+	return m->alt[f - 1].p;
+fail:
+	free(buf);
+	return NULL;
+}
+
 const uint8_t *msg_bytes(struct msg *m, enum msg_format f, size_t *len)
 {
 	struct msg *first = m->nparts > 0 ? m->parts : m;
@@ -101,6 +171,8 @@ const uint8_t *msg_bytes(struct msg *m, enum msg_format f, size_t *len)
 		*len = m->alt[f - 1].len;
 		return m->alt[f - 1].p;
 	}
+	if (f == MSG_RAW_Z || f == MSG_V2_Z)
+		return msg_bytes_z(m, f, len);
 	if (f == MSG_V2 && m->nparts == 0 && m->entry != NULL) {
 		/* Built by the worker, shared with the history. */
 		m->alt[f - 1].p = m->entry->frame;

@@ -18,6 +18,7 @@
 #include "seq_window.h"
 #include "stats.h"
 #include "ws_conn.h"
+#include "ws_deflate.h"
 #include "xqueue.h"
 
 #define READY_BATCH 64
@@ -200,6 +201,13 @@ struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)
 	d->readyq = readyq;
 	d->sink.ackq = gw->ackq;
 	d->sink.stats = gw->stats;
+	if (cfg->ws_deflate) {
+		ws_deflate_config_default(&gw->deflate);
+		d->sink.deflater = ws_deflater_new(&gw->deflate);
+		d->sink.deflate_min = cfg->ws_deflate_min_size;
+		/* Without a compressor, agree to nothing. */
+		gw->deflate_on = d->sink.deflater != NULL;
+	}
 	/* A batch is taken whole by an idle connection, so keep it well inside
 	 * what a connection may queue. */
 	d->run_max = cfg->ws_send_queue_max / 4;
@@ -237,6 +245,7 @@ void dispatch_free(struct dispatch *d)
 		event_free(d->ready_ev);
 	if (d->sweep_ev != NULL)
 		event_free(d->sweep_ev);
+	ws_deflater_free(d->sink.deflater);
 	/* Messages still waiting for an earlier seq, or for the end of a pass,
 	 * are not acked: the broker redelivers them. */
 	for (struct msg *p = d->run, *next; p != NULL; p = next) {

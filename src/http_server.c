@@ -41,6 +41,7 @@
 #include "target.h"
 #include "tls.h"
 #include "ws_conn.h"
+#include "ws_deflate.h"
 #include "ws_handshake.h"
 
 #define HTTP_MAX_HEADERS 8192	/* the same as the gate's */
@@ -365,6 +366,44 @@ static void ws_refuse(struct http_server *hs, struct evhttp_request *req, enum w
 	http_reply_error(req, status, why);
 }
 
+/* Safari 15.0 to 15.3 offer client_no_context_takeover and then do not
+ * honour it (uWebSockets keeps the same guard): never agree to it with
+ * them, and never ask them for it. */
+static bool ws_safari_15_0_to_3(const char *ua)
+{
+	const char *v;
+
+	if (ua == NULL || strstr(ua, "Safari/") == NULL || strstr(ua, "Chrome/") != NULL ||
+	    strstr(ua, "Chromium/") != NULL || (v = strstr(ua, "Version/15.")) == NULL)
+		return false;
+	v += strlen("Version/15.");
+	return v[0] >= '0' && v[0] <= '3' && (v[1] < '0' || v[1] > '9');
+}
+
+#define WS_EXTENSIONS_MAX 8	/* Sec-WebSocket-Extensions headers looked at */
+
+/* permessage-deflate (RFC 7692): the first acceptable offer, into *p.
+ * Returns 1 agreed, 0 not, -1 a header that breaks the grammar (400). */
+static int ws_negotiate_deflate(struct http_server *hs, struct evhttp_request *req,
+    struct ws_deflate_params *p)
+{
+	const char *values[WS_EXTENSIONS_MAX];
+	size_t n = 0;
+	const struct evkeyval *kv;
+	enum ws_deflate_offer rc;
+
+	if (!hs->gw->deflate_on)
+		return 0;
+	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv != NULL && n < WS_EXTENSIONS_MAX;
+	    kv = kv->next.tqe_next)
+		if (strcasecmp(kv->key, "Sec-WebSocket-Extensions") == 0)
+			values[n++] = kv->value;
+	if (n == 0)
+		return 0;
+	rc = ws_deflate_negotiate(&hs->gw->deflate, values, n, ws_safari_15_0_to_3(hdr(req, "User-Agent")), p);
+	return rc == WS_DEFLATE_AGREED ? 1 : rc == WS_DEFLATE_MALFORMED ? -1 : 0;
+}
+
 /* GET /ws and GET /sse: the same admission (origin, limits, credentials),
  * then a WebSocket upgrade or an event stream. */
 static void http_on_client(struct http_server *hs, struct evhttp_request *req, bool sse)
@@ -380,7 +419,8 @@ static void http_on_client(struct http_server *hs, struct evhttp_request *req, b
 	char chosen[32] = "";
 	uint64_t expires_ms = 0;
 	struct ws_conn *c;
-	int code;
+	struct ws_deflate_params deflate;
+	int code, z = 0;
 
 	http_gate_begin(hs->gate, req);
 	up.is_get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
@@ -393,6 +433,10 @@ static void http_on_client(struct http_server *hs, struct evhttp_request *req, b
 		return;
 	}
 	code = sse ? 0 : ws_handshake_check(&up, &why);
+	if (code == 0 && !sse && (z = ws_negotiate_deflate(hs, req, &deflate)) < 0) {
+		code = 400;
+		why = "malformed Sec-WebSocket-Extensions";
+	}
 	if (code != 0) {
 		ws_refuse(hs, req, WR_HANDSHAKE, code, why != NULL ? why : "malformed upgrade", NULL);
 		return;
@@ -471,8 +515,8 @@ static void http_on_client(struct http_server *hs, struct evhttp_request *req, b
 		c = ws_conn_open_sse(gw, req, user, strlen(user), origin, since, expires_ms,
 		    http_gate_release(hs->gate, req));
 	else
-		c = ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, since, expires_ms,
-		    http_gate_release(hs->gate, req));
+		c = ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, z > 0 ? &deflate : NULL, since,
+		    expires_ms, http_gate_release(hs->gate, req));
 	if (c == NULL)
 		ws_refuse(hs, req, WR_INTERNAL, 0, NULL, user);
 	evhttp_clear_headers(&params);

@@ -85,6 +85,11 @@ void metrics_render(const struct gateway *gw, struct evbuffer *o)
 	    stats_get(&st->pongs_coalesced));
 	counter(o, "notifyd_bytes_out_total", "Bytes of notification frames queued to clients.",
 	    stats_get(&st->bytes_out));
+	counter(o, "notifyd_deflate_input_bytes_total",
+	    "Notification payload bytes compressed for permessage-deflate (once per message).",
+	    stats_get(&st->deflate_in));
+	counter(o, "notifyd_deflate_output_bytes_total", "What those payloads became.",
+	    stats_get(&st->deflate_out));
 	counter(o, "notifyd_broadcast_batches_total",
 	    "Runs of consecutive broadcasts written to each connection as one piece.",
 	    stats_get(&st->broadcast_batches));

@@ -27,6 +27,8 @@
 #include "peer_table.h"
 #include "sse.h"
 #include "stats.h"
+#include "utf8.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 #include "ws_handshake.h"
 
@@ -84,7 +86,10 @@ struct ws_conn {
 	bool tls;			/* bytes go through OpenSSL: no direct send */
 	bool pong_pending;		/* pong holds an answer not yet queued */
 	bool read_paused;		/* output over ws_send_queue_max: not reading */
-	uint8_t format;			/* enum msg_format: raw, notifyd.v2, or SSE */
+	uint8_t format;			/* enum msg_format: raw, notifyd.v2, or SSE (_Z: compressed) */
+	bool z_text;			/* the compressed message being read is text */
+	struct ws_inflater *inflater;	/* permessage-deflate agreed: the client's messages */
+	struct utf8_validator z_utf8;	/* ... and the UTF-8 of an inflated text message */
 	uint8_t resume;			/* enum ws_resume */
 	char *since;			/* WR_WAITING: the id to resume after (NULL: none) */
 	uint64_t replay_after;		/* WR_REPLAYING: offset of the last one sent */
@@ -201,6 +206,7 @@ static void ws_conn_forget(struct ws_conn *c)
 	stats_add(&gw->stats->ws_closed, 1);
 	free(c->pong);
 	free(c->since);
+	ws_inflater_free(c->inflater);
 	free(c);
 }
 
@@ -311,7 +317,7 @@ static struct ws_conn *ws_conn_take(struct gateway *gw, struct evhttp_request *r
 		    ws_conn_peer(c, addr, sizeof(addr)), registry_count(&gw->reg));
 	}
 
-	if (fmt != MSG_RAW && c->state == WS_OPEN) {
+	if (fmt != MSG_RAW && fmt != MSG_RAW_Z && c->state == WS_OPEN) {
 		if (gw->hist != NULL && !history_live(gw->hist)) {
 			/* Starting: the clients wait for the history to be
 			 * complete, then are served in ws_conn_history_live(). */
@@ -332,15 +338,79 @@ static struct ws_conn *ws_conn_take(struct gateway *gw, struct evhttp_request *r
 	return c;
 }
 
+/* The payload of a compressed message, as the reader unmasks it. */
+static int ws_conn_inflated(void *arg, const uint8_t *p, size_t n)
+{
+	struct ws_conn *c = arg;
+
+	return c->z_text && utf8_feed(&c->z_utf8, p, n) == UTF8_INVALID;
+}
+
+static uint16_t ws_conn_on_compressed(void *arg, uint8_t opcode, const uint8_t *p, size_t n,
+    const char **reason)
+{
+	struct ws_conn *c = arg;
+	enum ws_inflate_result rc;
+
+	c->z_text = opcode == WS_OP_TEXT;
+	rc = ws_inflate_feed(c->inflater, p, n, ws_conn_inflated, c);
+	if (rc == WS_INFLATE_STOPPED) {
+		*reason = "invalid UTF-8";
+		return WS_CLOSE_INVALID_DATA;
+	}
+	return ws_inflate_close_code(rc, reason);
+}
+
+/* The end of a compressed message: the rest of its inflated bytes, and
+ * its UTF-8 complete.  Returns 0 or the close code. */
+static uint16_t ws_conn_compressed_end(struct ws_conn *c, const char **reason)
+{
+	enum ws_inflate_result rc = ws_inflate_finish(c->inflater, ws_conn_inflated, c, NULL);
+	uint16_t code = 0;
+
+	if (rc == WS_INFLATE_STOPPED || (rc == WS_INFLATE_OK && c->z_text &&
+	    utf8_feed(&c->z_utf8, NULL, 0) != UTF8_OK)) {
+		*reason = "invalid UTF-8";
+		code = WS_CLOSE_INVALID_DATA;
+	} else if (rc != WS_INFLATE_OK) {
+		code = ws_inflate_close_code(rc, reason);
+	}
+	utf8_init(&c->z_utf8);
+	return code;
+}
+
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
-    const char *since, uint64_t expires_ms, struct peer *peer)
+    const struct ws_deflate_params *deflate, const char *since, uint64_t expires_ms,
+    struct peer *peer)
 {
 	char resp[WS_RESPONSE_MAX];
-	size_t len = ws_handshake_response(resp, sizeof(resp), key, subprotocol);
 	bool v2 = subprotocol != NULL && strcmp(subprotocol, AUTH_JWT_SUBPROTOCOL_V2) == 0;
+	struct ws_inflater *inflater = NULL;
+	enum msg_format fmt = v2 ? MSG_V2 : MSG_RAW;
+	struct ws_conn *c;
+	size_t len;
 
-	return ws_conn_take(gw, req, user, user_len, resp, len, v2 ? MSG_V2 : MSG_RAW, since, expires_ms, peer);
+	if (deflate != NULL) {
+		inflater = ws_inflater_new(deflate, gw->cfg->ws_max_message_size);
+		if (inflater == NULL)
+			deflate = NULL;	/* out of memory: go on without it */
+		else
+			fmt = v2 ? MSG_V2_Z : MSG_RAW_Z;
+	}
+	len = ws_handshake_response_ext(resp, sizeof(resp), key, subprotocol,
+	    deflate != NULL ? deflate->response : NULL);
+	c = ws_conn_take(gw, req, user, user_len, resp, len, fmt, since, expires_ms, peer);
+	if (c == NULL) {
+		ws_inflater_free(inflater);
+		return NULL;
+	}
+	if (inflater != NULL) {
+		c->inflater = inflater;
+		utf8_init(&c->z_utf8);
+		ws_reader_enable_deflate(&c->reader, ws_conn_on_compressed, c);
+	}
+	return c;
 }
 
 struct ws_conn *ws_conn_open_sse(struct gateway *gw, struct evhttp_request *req,
@@ -402,6 +472,15 @@ static int ws_conn_on_event(struct ws_conn *c, const struct ws_event *ev)
 {
 	switch (ev->type) {
 	case WS_EV_MESSAGE:
+		if (ev->compressed) {
+			const char *why = NULL;
+			uint16_t code = ws_conn_compressed_end(c, &why);
+
+			if (code != 0) {
+				ws_conn_fail(c, code, why != NULL ? why : "bad compressed message");
+				return 0;
+			}
+		}
 		/* Clients have nothing to tell us in data frames: validated
 		 * by the reader, then dropped. */
 		log_debug("ws_message_ignored", "conn=%llu opcode=%u size=%llu",
@@ -688,15 +767,15 @@ static const char *ws_conn_newest_id(const struct ws_conn *c)
 static void ws_conn_go_live(struct ws_conn *c, const char *reason, bool recovered)
 {
 	uint8_t f[ENVELOPE_STATUS_MAX + MSG_ID_MAX + 64];
-	char json[ENVELOPE_STATUS_MAX];
 	const char *id = ws_conn_newest_id(c);
-	size_t n = 0, j;
+	size_t n = 0;
 
 	c->resume = WR_LIVE;
-	if (c->format == MSG_V2) {
+	if (c->format != MSG_SSE) {
 		n = !recovered ? envelope_hello(f, id) : envelope_recovered(f, reason, c->replayed, id);
 	} else {
-		j = !recovered ? envelope_hello_json(json, id) : envelope_recovered_json(json, reason, c->replayed, id);
+		char json[ENVELOPE_STATUS_MAX];
+		size_t j = !recovered ? envelope_hello_json(json, id) : envelope_recovered_json(json, reason, c->replayed, id);
 		if (j > 0)
 			n = sse_event_write(f, !recovered ? "hello" : "recovered", id, (const uint8_t *)json, j);
 	}

@@ -119,6 +119,12 @@ static bool ws_put(char *out, size_t outlen, size_t *o, const char *s, size_t n)
 
 size_t ws_handshake_response(char *out, size_t outlen, const char *key, const char *subprotocol)
 {
+	return ws_handshake_response_ext(out, outlen, key, subprotocol, NULL);
+}
+
+size_t ws_handshake_response_ext(char *out, size_t outlen, const char *key, const char *subprotocol,
+    const char *extensions)
+{
 	char accept[WS_ACCEPT_LEN + 1];
 	size_t o = 0;
 	bool ok;
@@ -136,6 +142,10 @@ size_t ws_handshake_response(char *out, size_t outlen, const char *key, const ch
 	if (ok && subprotocol != NULL && *subprotocol != '\0')
 		ok = WS_PUT_LIT("Sec-WebSocket-Protocol: ") &&
 		    ws_put(out, outlen, &o, subprotocol, strlen(subprotocol)) &&
+		    WS_PUT_LIT("\r\n");
+	if (ok && extensions != NULL && *extensions != '\0')
+		ok = WS_PUT_LIT("Sec-WebSocket-Extensions: ") &&
+		    ws_put(out, outlen, &o, extensions, strlen(extensions)) &&
 		    WS_PUT_LIT("\r\n");
 	ok = ok && WS_PUT_LIT("\r\n");
 	if (!ok)

@@ -28,7 +28,7 @@ const connect = (args) => new Promise((resolve, reject) => {
     const f = JSON.parse(ev.data);
     if (f.id) localStorage.setItem('notifyd.last', f.id);
     window.seen.push(f);
-    if (f.type === 'hello' || f.type === 'recovered') resolve({ protocol: ws.protocol, first: f });
+    if (f.type === 'hello' || f.type === 'recovered') resolve({ protocol: ws.protocol, extensions: ws.extensions, first: f });
   };
 });
 
@@ -43,7 +43,8 @@ run(async (browser) => {
   const wsBase = base.replace(/^http/, 'ws');
   const first = await page.evaluate(connect, [user, wsBase]);
   say({ step: 'first', ...first });
-  for (let i = 0; i < 3; i++) await push({ user_id: user, n: 'before-' + i });
+  // Live, and large enough to go compressed (permessage-deflate).
+  for (let i = 0; i < 3; i++) await push({ user_id: user, n: 'before-' + i, pad: 'caf\u00e9 \u2603 '.repeat(100 * (i + 1)) });
   await waitFor(page, 3);
   await page.evaluate(() => new Promise((r) => { window.ws.onclose = r; window.ws.close(); }));
   for (let i = 0; i < 5; i++) await push(i % 2 ? { broadcast: true, n: 'missed-' + i } : { user_id: user, n: 'missed-' + i });

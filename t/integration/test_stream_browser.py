@@ -22,6 +22,7 @@ def test_browser_resumes_with_its_last_id(browser, start_notifyd, workdir, note)
     try:
         first = run.step("first", 120)
         assert first["protocol"] == "notifyd.v2" and first["first"]["type"] == "hello", first
+        assert first["extensions"].startswith("permessage-deflate"), first
         resumed = run.step("resumed", 60)
         done = run.step("done", 60)
     finally:
@@ -31,4 +32,7 @@ def test_browser_resumes_with_its_last_id(browser, start_notifyd, workdir, note)
     got = [f["data"]["n"] for f in done["frames"] if f["type"] == "message"]
     assert got == ["before-0", "before-1", "before-2", "missed-0", "missed-1", "missed-2", "missed-3",
                    "missed-4", "live"], got
-    note("Chromium: 3 received, 5 missed while closed and replayed after recovered, then live")
+    pads = [f["data"].get("pad") for f in done["frames"] if f["type"] == "message"][:3]
+    assert pads == ["caf\u00e9 \u2603 " * (100 * (i + 1)) for i in range(3)], "compressed ones intact"
+    note("Chromium (permessage-deflate): 3 received, 5 missed while closed and replayed after "
+         "recovered, then live")

@@ -49,8 +49,10 @@ class WSClient:
         self.received = 0
         self.arrivals = []  # (time.monotonic(), message) for every message
         self._loop = _Loop.get()
+        # No permessage-deflate unless a test asks for it (compression=
+        # "deflate"): tests of sizes and slow readers count raw bytes.
         opts = dict(ping_interval=None, max_size=None, max_queue=None, close_timeout=3,
-                    open_timeout=connect_timeout)
+                    open_timeout=connect_timeout, compression=None)
         opts.update(kw)
         async def connect():
             return await websockets.connect(url, **opts)
