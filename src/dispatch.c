@@ -54,7 +54,6 @@ static void dispatch_write(struct dispatch *d, struct msg *m)
 		n = ws_conn_send_all(d->gw, m, now, d->pass);
 	m->targets = n;
 	stats_add(&d->gw->stats->delivered, (uint64_t)n * (m->nparts != 0 ? m->nparts : 1));
-	stats_add(&d->gw->stats->bytes_out, (uint64_t)n * m->frame_len);
 	msg_release(NULL, 0, m);	/* the dispatcher's own reference */
 }
 

@@ -678,6 +678,9 @@ int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pas
 		return 0;
 	}
 	c->bytes_queued += len;
+	/* Counted as sent: each connection's own format (raw, enveloped,
+	 * compressed, an event). */
+	stats_add(&c->gw->stats->bytes_out, len);
 	/* Nothing queued ahead: hand the frame to the kernel now.  One send()
 	 * instead of arming a write event, waiting a loop turn, writev() and
 	 * disarming; and the frame counts as written at once. */
