@@ -96,9 +96,11 @@ static int consumer_declare_queue(struct mq_consumer *c, const char *name)
 	amqp_table_t qargs = { 0, qarg };
 	amqp_channel_close_ok_t close_ok = { 0 };
 	amqp_rpc_reply_t r;
+	/* Referenced by qargs until the declare: not in the block below. */
+	// cppcheck-suppress variableScope
+	char age[24];
 
 	if (c->stream) {
-		char age[24];
 
 		/* One durable log shared by every instance; retention by age
 		 * ("<n>s", the broker's unit syntax) and size. */
