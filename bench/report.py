@@ -3,15 +3,20 @@
 
 usage: report.py RESULTS.jsonl [ENV.txt]
 
-Columns: scenario, metric, notifyd, nchan, Web-STOMP, bare consumer, and
-notifyd's ratio to each (notifyd / peer; the arrow in the metric says which
-direction is better), and notifyd's goal for that row with PASS/FAIL.
+Columns: scenario, metric, notifyd (amqp_source = queue), stream (the same
+notifyd with amqp_source = stream), nchan, Web-STOMP, bare consumer,
+notifyd's ratio to each peer (notifyd / peer; the metric says which
+direction is better), stream / queue, notifyd's goal for that row with
+PASS/FAIL, and the stream goal (within 20% of queue mode) where the issue
+sets it.  The recover rows are stream's alone.
 """
 import json
 import sys
 
-TARGETS = ["notifyd", "nchan", "webstomp", "bare"]
-HEAD = ["scenario", "metric", "notifyd", "nchan", "Web-STOMP", "bare", "n/nchan", "n/WS", "n/bare", "goal"]
+TARGETS = ["notifyd", "stream", "nchan", "webstomp", "bare"]
+HEAD = ["scenario", "metric", "notifyd", "stream", "nchan", "Web-STOMP", "bare", "n/nchan", "n/WS", "n/bare",
+        "s/queue", "goal", "stream goal"]
+STREAM_SLACK = 0.2      # issue 12: stream within 20% of queue on the benchmark rows
 
 
 def load(path):
@@ -112,6 +117,40 @@ def cpu_per_msg(r):
     return cpu / n * 1e6
 
 
+def msgs_of(r):
+    n = ws_or_drain(r, "unique")
+    if n is None:
+        n = ws_or_drain(r, "received")
+    if n is None and g(r, "ws", "tool") == "recover":
+        n = g(r, "ws", "messages")
+    return n
+
+
+def broker_per_msg(r):
+    """The RabbitMQ node's CPU (notifyd, stream, bare) per message, in us."""
+    cpu, n = r.get("broker_cpu_s"), msgs_of(r)
+    if not isinstance(cpu, (int, float)) or not n:
+        return None
+    return cpu / n * 1e6
+
+
+def thread_per_msg(which):
+    """notifyd's CPU per message of one kind of thread (loop, worker: the
+    sum of the workers, consumer), in us."""
+    def fn(r):
+        th, n = r.get("threads_cpu_s"), msgs_of(r)
+        if not isinstance(th, dict) or not n or "loop" not in th:
+            return None
+        return sum(v for k, v in th.items() if k.startswith(which)) / n * 1e6
+    return fn
+
+
+def thread_rows(row, unit):
+    row("  event loop CPU us/%s" % unit, "us", thread_per_msg("loop"))
+    row("  workers CPU us/%s" % unit, "us", thread_per_msg("worker"))
+    row("  consumer CPU us/%s" % unit, "us", thread_per_msg("consumer"))
+
+
 def sent_rate(r):
     v = g(r, "pub", "rate")
     if v is None:
@@ -159,6 +198,46 @@ def processes(r):
     return None
 
 
+def stream_check(v, better):
+    """Stream within STREAM_SLACK of queue mode, in the direction that is worse."""
+    q, st = v["notifyd"], v["stream"]
+    if not isinstance(q, (int, float)) or not isinstance(st, (int, float)):
+        return ""
+    if better == "higher":
+        return ">= %.1fx queue %s" % (1 - STREAM_SLACK, "PASS" if st >= (1 - STREAM_SLACK) * q else "FAIL")
+    return "<= %.1fx queue %s" % (1 + STREAM_SLACK, "PASS" if st <= (1 + STREAM_SLACK) * q else "FAIL")
+
+
+def rec(r, *path):
+    return g(r, "ws", *path)
+
+
+def rec_errors(r):
+    ws = g(r, "ws")
+    if not ws or ws.get("tool") != "recover":
+        return None
+    return "%d/%d/%d" % (ws.get("failed", 0), ws.get("order_violations", 0), ws.get("wrong_user", 0))
+
+
+def rec_complete(r):
+    ws = g(r, "ws")
+    if not ws or "complete" not in ws:
+        return None
+    return "%d/%d x %d" % (ws.get("complete", 0), ws.get("users", 0), ws.get("expect", 0))
+
+
+def rec_ms(r):
+    v = rec(r, "seconds")
+    return v * 1e3 if isinstance(v, (int, float)) else None
+
+
+def rec_cpu_per_msg(r):
+    cpu, n = r.get("server_cpu_s"), rec(r, "messages")
+    if not isinstance(cpu, (int, float)) or not n:
+        return None
+    return cpu / n * 1e6
+
+
 def goal_check(value, op, limit):
     if not isinstance(value, (int, float)):
         return "n/a"
@@ -172,15 +251,17 @@ def rows_for(scen, runs):
         return []
     out = []
 
-    def row(metric, kind, fn, goal=None):
+    def row(metric, kind, fn, goal=None, sgoal=None):
         # A case run several times (fresh server each) shows its medians.
+        # sgoal: "higher" or "lower", the stream-within-20% check of the row.
         vals = {t: (median_of([fn(x) for x in rs[t]]) if rs[t] else None) for t in TARGETS}
         n = vals["notifyd"]
         gtxt = ""
         if goal:
             gtxt = goal(vals)
         out.append([scen, metric] + [fmt(vals[t], kind) for t in TARGETS] +
-                   [ratio(n, vals["nchan"]), ratio(n, vals["webstomp"]), ratio(n, vals["bare"]), gtxt])
+                   [ratio(n, vals["nchan"]), ratio(n, vals["webstomp"]), ratio(n, vals["bare"]),
+                    ratio(vals["stream"], n), gtxt, stream_check(vals, sgoal) if sgoal else ""])
 
     if scen.startswith("idle"):
         row("connected", "int", lambda r: g(r, "ws", "connected"))
@@ -211,7 +292,8 @@ def rows_for(scen, runs):
                 lambda v: ">= 0.9 bare, 1.5 WS " + (
                     "PASS" if isinstance(v["notifyd"], (int, float)) and
                     (v["bare"] is None or v["notifyd"] >= 0.9 * v["bare"]) and
-                    (v["webstomp"] is None or v["notifyd"] >= 1.5 * v["webstomp"]) else "FAIL"))
+                    (v["webstomp"] is None or v["notifyd"] >= 1.5 * v["webstomp"]) else "FAIL"),
+                sgoal="higher")
         else:
             row("delivered msg/s (higher)", "rate", delivered_rate)
         row("sent msg/s", "rate", sent_rate)
@@ -221,11 +303,14 @@ def rows_for(scen, runs):
             goal = lambda v: "< 1 ms " + goal_check(v["notifyd"], "<", 1.0)
         elif rate == "10000":
             goal = lambda v: "< 2 ms " + goal_check(v["notifyd"], "<", 2.0)
-        row("latency p99 ms (lower)", "ms", lambda r: ws_or_drain(r, "lat_unicast", "p99_ms"), goal)
+        row("latency p99 ms (lower)", "ms", lambda r: ws_or_drain(r, "lat_unicast", "p99_ms"), goal,
+            sgoal="lower" if rate in ("5000", "10000") else None)
         row("latency p99.9 ms", "ms", lambda r: ws_or_drain(r, "lat_unicast", "p999_ms"))
         row("latency max ms", "ms", lambda r: ws_or_drain(r, "lat_unicast", "max_ms"))
         row("missing/dup/order", "str", loss_str)
         row("server CPU us/msg", "us", cpu_per_msg)
+        thread_rows(row, "msg")
+        row("broker CPU us/msg", "us", broker_per_msg)
     elif scen.startswith("broadcast") or scen == "bcastmax":
         is_max = scen == "bcastmax"
         goal = None
@@ -233,7 +318,9 @@ def rows_for(scen, runs):
             goal = lambda v: ">= 10x nchan " + (
                 "n/a" if not isinstance(v["nchan"], (int, float)) or not isinstance(v["notifyd"], (int, float))
                 else ("PASS" if v["notifyd"] >= 10 * v["nchan"] else "FAIL"))
-        row("deliveries/s (higher)", "rate", lambda r: g(r, "ws", "e2e_rate"), goal)
+        row("deliveries/s (higher)", "rate", lambda r: g(r, "ws", "e2e_rate"), goal,
+            sgoal="higher" if scen == "bcastmax" or scen.startswith("broadcast") and
+            not scen.startswith("broadcast3x") else None)
         row("broadcasts complete", "str", complete_str)
         row("reach-all p50 ms", "ms", lambda r: reach(r, "p50_ms"))
         goal = None
@@ -243,18 +330,35 @@ def rows_for(scen, runs):
         row("delivery p99 ms", "ms", lambda r: g(r, "ws", "lat_bcast", "p99_ms"))
         row("missing/dup/order", "str", loss_str)
         row("server CPU us/delivery", "us", cpu_per_msg)
+        thread_rows(row, "delivery")
     elif scen == "push":
         row("confirmed req/s (higher)", "rate", lambda r: g(r, "http", "ok_rate"),
             lambda v: ">= 10000 " + goal_check(v["notifyd"], ">=", 10000))
         row("latency p99 ms", "ms", lambda r: g(r, "http", "lat", "p99_ms"))
         row("errors", "int", lambda r: (g(r, "http", "count") or 0) - (g(r, "http", "ok") or 0))
+    elif scen == "recover":
+        # (a) memory: the history holding messages of users nobody listens to.
+        row("messages retained", "int", lambda r: rec(r, "memory", "retained"))
+        row("RSS bytes/msg (lower)", "int", lambda r: rec(r, "memory", "rss_bytes_per_msg"))
+        row("history bytes/msg", "int", lambda r: rec(r, "memory", "history_bytes_per_msg"))
+        row("evicted", "int", lambda r: rec(r, "memory", "evicted"))
+        # (b) every user resuming at once from the same id.
+        row("resumes complete", "str", rec_complete)
+        row("all served ms (lower)", "ms", rec_ms)
+        row("all connected ms", "ms", lambda r: (rec(r, "connect_seconds") or 0) * 1e3 or None)
+        row("per resume p50 ms", "ms", lambda r: rec(r, "per_conn", "p50_ms"))
+        row("per resume p99 ms", "ms", lambda r: rec(r, "per_conn", "p99_ms"))
+        row("replayed msg/s", "rate", lambda r: rec(r, "msg_rate"))
+        row("failed/order/wrong user", "str", rec_errors)
+        row("server CPU us/replayed msg", "us", rec_cpu_per_msg)
+        thread_rows(row, "replayed msg")
     return out
 
 
 def order_key(s):
     # Longest prefix first when matching, table order by index.
     base = [(3, "broadcast3x"), (0, "idle"), (1, "storm"), (2, "unicast"), (2.5, "broadcast"),
-            (4, "bcastmax"), (5, "push"), (6, "multi")]
+            (4, "bcastmax"), (5, "push"), (6, "multi"), (7, "recover")]
     for i, b in base:
         if s.startswith(b):
             rest = s[len(b):]
@@ -287,17 +391,22 @@ def main():
             pass
         print()
     for i, r in enumerate(rows):
-        print("| " + " | ".join(c.ljust(w[j]) if j < 2 or j == len(HEAD) - 1 else c.rjust(w[j])
+        print("| " + " | ".join(c.ljust(w[j]) if j < 2 or j >= len(HEAD) - 2 else c.rjust(w[j])
                                 for j, c in enumerate(r)) + " |")
         if i == 0:
             print("|" + "|".join("-" * (x + 2) for x in w) + "|")
     print()
-    print("Ratios are notifyd / peer. missing/dup/order: deliveries not received by the end of the "
+    print("notifyd: amqp_source = queue; stream: the same binary with amqp_source = stream (plain "
+          "clients, no subprotocol). Ratios are notifyd / peer, and s/queue = stream / notifyd; the "
+          "stream goal: within 20% of queue mode. missing/dup/order: deliveries not received by the end of the "
           "run (lost, or still queued when a peer could not keep up), duplicates, out-of-order per "
           "connection. reach-all: time from publish until the last connection had the broadcast "
           "(over complete broadcasts only). '-': not applicable or not measured. A case run more "
           "than once (unicast5000 and unicast10000, 3 times, a fresh server each) shows the medians; "
-          "storm rows are the median of 3 storms against one server.")
+          "storm rows are the median of 3 storms against one server. recover: memory per message "
+          "the history retains (RSS growth and notifyd_history_bytes), then one notifyd.v2 client per "
+          "user resuming at once (bench/recover.py): first connect to last 'recovered' frame; "
+          "failed = a resume without exactly its messages in order.")
     return 0
 
 
