@@ -22,6 +22,7 @@
 #include "history.h"
 #include "http_server.h"
 #include "log.h"
+#include "loop_base.h"
 #include "mq_consumer.h"
 #include "mq_publisher.h"
 #include "notifyd.h"
@@ -280,23 +281,6 @@ static int load_config(struct config *cfg, const char *path, int explicit_path)
 	return 0;
 }
 
-/* epoll with a changelist: evhttp turns reading off just before our
- * callback and the WebSocket takeover turns it on again, and a frame queued
- * then written arms and disarms EV_WRITE in the same loop pass; the
- * changelist folds each pair into one epoll_ctl or none.  (Unsafe only for
- * dup()ed descriptors, which notifyd never hands to its loop.) */
-static struct event_base *new_event_base(void)
-{
-	struct event_config *ec = event_config_new();
-	struct event_base *base = NULL;
-
-	if (ec != NULL) {
-		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-		base = event_base_new_with_config(ec);
-		event_config_free(ec);
-	}
-	return base != NULL ? base : event_base_new();
-}
 
 /* Every client is a descriptor: lift the soft limit to what the connection
  * limit needs (up to the hard limit), and say so when it cannot. */
@@ -423,7 +407,7 @@ int main(int argc, char **argv)
 	d->gw.stats = &d->stats;
 	d->gw.ackq = &d->ackq;
 	d->gw.started_ms = clock_now_ms();
-	d->gw.base = new_event_base();
+	d->gw.base = loop_base_new();
 	d->gw.peers = peer_table_new();
 	if (d->gw.base == NULL || d->gw.peers == NULL || registry_init(&d->gw.reg) < 0 ||
 	    xqueue_init(&d->jobq, "jobs", sizeof(struct job), false) < 0 ||

@@ -26,6 +26,7 @@
 #include "http_push.h"
 #include "http_server.h"
 #include "log.h"
+#include "loop_base.h"
 #include "mq_publisher.h"
 #include "peer_table.h"
 #include "worker_pool.h"
@@ -110,19 +111,6 @@ static int fx_config(struct fx *f, const char *conf)
 	return rc;
 }
 
-static struct event_base *fx_base(void)
-{
-	/* As main.c: epoll with a changelist. */
-	struct event_config *ec = event_config_new();
-	struct event_base *base = NULL;
-
-	if (ec != NULL) {
-		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-		base = event_base_new_with_config(ec);
-		event_config_free(ec);
-	}
-	return base != NULL ? base : event_base_new();
-}
 
 static enum log_level fx_log_level(void)
 {
@@ -151,7 +139,7 @@ int fx_start(struct fx *f, const char *conf)
 	gw->stats = &f->stats;
 	gw->ackq = &f->ackq;
 	gw->started_ms = clock_now_ms();
-	gw->base = fx_base();
+	gw->base = loop_base_new();
 	gw->peers = peer_table_new();
 	if (gw->base == NULL || gw->peers == NULL || registry_init(&gw->reg) < 0 ||
 	    xqueue_init(&f->readyq, "ready", sizeof(struct ready), true) < 0 ||
