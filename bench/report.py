@@ -78,6 +78,8 @@ def fmt(v, kind):
 def ratio(a, b):
     if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0:
         return "-"
+    if abs(a) < 0.05 and abs(b) < 0.05:
+        return "-"      # both shown as 0.0: no ratio worth printing
     return "%.2fx" % (a / b)
 
 
