@@ -88,6 +88,11 @@ const char *hist_outcome_name(enum hist_outcome o);
 enum hist_outcome history_since(const struct history *h, const char *since, size_t len,
     const char *user, size_t user_len, uint64_t *after);
 
+/* Is since an id beyond the newest entry (or is the history empty)?  Then
+ * it may name a message this instance has not read yet (another instance
+ * is ahead): worth waiting for, before calling it another stream's. */
+bool history_ahead(const struct history *h, const char *since, size_t len);
+
 enum hist_replay { HIST_REPLAY_DONE = 0, HIST_REPLAY_MORE, HIST_REPLAY_LOST };
 
 /* Hand emit() the entries of user and the broadcasts with offsets above

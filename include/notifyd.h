@@ -36,6 +36,7 @@ struct gateway {
 	struct auth_jwt *auth;		/* auth = jwt: the verifier (swapped on SIGHUP) */
 	struct peer_table *peers;	/* open connections per client address */
 	struct history *hist;		/* stream source: recent messages (NULL: none) */
+	uint32_t resumes_waiting;	/* connections waiting for the history (ws_conn) */
 	/* permessage-deflate policy, set by the dispatcher, which compresses:
 	 * the handshake must agree only to what it sends */
 	struct ws_deflate_config deflate;

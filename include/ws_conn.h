@@ -91,9 +91,11 @@ uint32_t ws_conn_send_all(struct gateway *gw, struct msg *m, uint64_t now_ms, ui
 void ws_conn_sweep_all(struct gateway *gw, uint64_t now_ms);
 void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason);
 void ws_conn_free_all(struct gateway *gw, const char *why);
-/* The history has become complete (the warm-up of a start is over): serve
- * the notifyd.v2 connections that waited for it. */
-void ws_conn_history_live(struct gateway *gw);
+/* Serve the notifyd.v2 and SSE connections that wait for the history: for
+ * the warm-up of a start to end, or to reach an id another instance gave
+ * out (at most 5 s, then it is "unknown_epoch").  Cheap when none waits;
+ * called after the history grows and from the sweep. */
+void ws_conn_resume_waiting(struct gateway *gw);
 
 
 #endif

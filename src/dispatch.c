@@ -112,7 +112,7 @@ static void dispatch_fan_out(struct dispatch *d, struct msg *m)
 			/* Everything published before this start is in the
 			 * history now: serve the clients that waited for it. */
 			history_set_live(d->gw->hist);
-			ws_conn_history_live(d->gw);
+			ws_conn_resume_waiting(d->gw);
 		}
 		msg_release(NULL, 0, m);
 		return;
@@ -174,6 +174,8 @@ static void dispatch_on_ready(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; i < n; i++)
 		dispatch_accept(d, &batch[i]);
 	dispatch_flush_run(d);
+	/* After the history grew: resumes waiting for an id may go on. */
+	ws_conn_resume_waiting(d->gw);
 }
 
 static void dispatch_on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -185,6 +187,7 @@ static void dispatch_on_sweep(evutil_socket_t fd, short what, void *arg)
 	ws_conn_sweep_all(d->gw, clock_now_ms());
 	if (d->gw->hist != NULL)
 		history_expire(d->gw->hist, clock_now_ms());
+	ws_conn_resume_waiting(d->gw);	/* and those whose wait ran out */
 }
 
 struct dispatch *dispatch_new(struct gateway *gw, struct xqueue *readyq)

@@ -330,6 +330,16 @@ enum hist_outcome history_since(const struct history *h, const char *since, size
 	return HIST_RESUMABLE;
 }
 
+bool history_ahead(const struct history *h, const char *since, size_t len)
+{
+	uint64_t off;
+	uint32_t check;
+
+	if (msg_id_parse(since, len, &off, &check) < 0)
+		return false;
+	return h->n == 0 || off > ring_at(h, h->n - 1)->offset;
+}
+
 /* The first entry of list newer than after, walking back from the newest:
  * a resuming client is near the end. */
 static struct hist_entry *first_after(const struct hist_list *list, uint64_t after)

@@ -37,6 +37,9 @@
 /* More pings than this while one pong waits is a flood, not a keep-alive:
  * a client pings again only after it got its pong, or after seconds. */
 #define WS_PINGS_PER_PONG_MAX 100
+/* How long a resume waits for this instance to read up to an id another
+ * instance gave out, before calling it another stream's. */
+#define WS_RESUME_WAIT_MS 5000
 #define WS_SSE_RETRY_MS 2000	/* EventSource's wait before it reconnects */
 #define WS_SSE_ORIGIN_MAX 1000	/* longer origins get no CORS header */
 #define WS_SSE_HEAD_MAX (WS_SSE_ORIGIN_MAX + 300)
@@ -44,7 +47,8 @@
 /* Where a notifyd.v2 connection stands with live delivery. */
 enum ws_resume {
 	WR_LIVE = 0,		/* takes every new message */
-	WR_WAITING,		/* the history is warming up: nothing sent yet */
+	WR_WAITING,		/* the history is warming up, or behind the client's
+				 * id: nothing sent yet */
 	WR_REPLAYING		/* sending from the history; live ones are found there */
 };
 
@@ -93,6 +97,7 @@ struct ws_conn {
 	uint8_t resume;			/* enum ws_resume */
 	char *since;			/* WR_WAITING: the id to resume after (NULL: none) */
 	uint64_t replay_after;		/* WR_REPLAYING: offset of the last one sent */
+	uint64_t wait_until_ms;		/* waiting for an id ahead of us: until then */
 	uint64_t replayed;
 	uint32_t direct_pass;		/* dispatcher pass of the last direct send */
 	size_t pass_backlog;		/* unsent bytes when that pass began */
@@ -201,6 +206,8 @@ static void ws_conn_forget(struct ws_conn *c)
 {
 	struct gateway *gw = c->gw;
 
+	if (c->resume == WR_WAITING)
+		gw->resumes_waiting--;
 	registry_detach(&gw->reg, &c->links);
 	peer_release(gw->peers, c->peer);
 	stats_add(&gw->stats->ws_closed, 1);
@@ -240,6 +247,17 @@ static void ws_conn_evcon_closed(struct evhttp_connection *evcon, void *arg)
 }
 
 static void ws_conn_resume(struct ws_conn *c, const char *since);
+
+/* Hold c (nothing sent) until ws_conn_resume_waiting() serves it; since is
+ * copied.  Returns 0, -1 when out of memory (c is not held). */
+static int ws_conn_wait(struct ws_conn *c, const char *since)
+{
+	if (since != NULL && (c->since = strdup(since)) == NULL)
+		return -1;
+	c->resume = WR_WAITING;
+	c->gw->resumes_waiting++;
+	return 0;
+}
 
 /* Take the connection of req over from evhttp for user, writing resp
  * (the 101, or SSE's 200 and its head) first, and start delivery in fmt. */
@@ -320,9 +338,8 @@ static struct ws_conn *ws_conn_take(struct gateway *gw, struct evhttp_request *r
 	if (fmt != MSG_RAW && fmt != MSG_RAW_Z && c->state == WS_OPEN) {
 		if (gw->hist != NULL && !history_live(gw->hist)) {
 			/* Starting: the clients wait for the history to be
-			 * complete, then are served in ws_conn_history_live(). */
-			c->resume = WR_WAITING;
-			if (since != NULL && (c->since = strdup(since)) == NULL)
+			 * complete, then are served in ws_conn_resume_waiting(). */
+			if (ws_conn_wait(c, since) < 0)
 				ws_conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
 		} else {
 			ws_conn_resume(c, since);
@@ -851,6 +868,15 @@ static void ws_conn_resume(struct ws_conn *c, const char *since)
 		ws_conn_recovery_done(c, WS_RECOVERY_UNAVAILABLE, "unavailable");
 		return;
 	}
+	if (history_ahead(h, since, strlen(since))) {
+		/* Maybe given out by an instance that has read further. */
+		uint64_t now = clock_now_ms();
+
+		if (c->wait_until_ms == 0)
+			c->wait_until_ms = now + WS_RESUME_WAIT_MS;
+		if (now < c->wait_until_ms && ws_conn_wait(c, since) == 0)
+			return;
+	}
 	o = history_since(h, since, strlen(since), c->links.user->id, c->links.user->id_len,
 	    &c->replay_after);
 	if (o != HIST_RESUMABLE) {
@@ -911,19 +937,23 @@ void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason)
 		ws_conn_close(ws_conn_from_links(l), code, reason);
 }
 
-void ws_conn_history_live(struct gateway *gw)
+void ws_conn_resume_waiting(struct gateway *gw)
 {
 	struct conn_links *l;
 
-	for (l = LIST_FIRST(&gw->reg.all); l != NULL; l = LIST_NEXT(l, all)) {
+	if (gw->resumes_waiting == 0 || (gw->hist != NULL && !history_live(gw->hist)))
+		return;
+	for (l = LIST_FIRST(&gw->reg.all); l != NULL && gw->resumes_waiting > 0; l = LIST_NEXT(l, all)) {
 		struct ws_conn *c = ws_conn_from_links(l);
 		char *since = c->since;
 
 		if (c->resume != WR_WAITING)
 			continue;
 		c->since = NULL;
+		c->resume = WR_LIVE;
+		gw->resumes_waiting--;
 		if (c->state == WS_OPEN)
-			ws_conn_resume(c, since);
+			ws_conn_resume(c, since);	/* may wait again */
 		free(since);
 	}
 }

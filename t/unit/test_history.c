@@ -96,6 +96,14 @@ static void test_replay(void)
 	ok(since(h, id_of(40, id), "alice", &after) == HIST_UNKNOWN_EPOCH, "an id from the future");
 	ok(since(h, id_of(9, id), "alice", &after) == HIST_TOO_OLD, "an id before the history");
 	ok(since(h, "garbage", "alice", &after) == HIST_MALFORMED, "garbage");
+	{
+		char next[MSG_ID_MAX], newest[MSG_ID_MAX];
+
+		id_of(40, next);
+		id_of(39, newest);
+		ok(history_ahead(h, next, strlen(next)) && !history_ahead(h, newest, strlen(newest)) &&
+		    !history_ahead(h, "garbage", 7), "ahead: only a well-formed id beyond the newest");
+	}
 	ok(since(h, id_of(39, id), "alice", &after) == HIST_RESUMABLE && after == 39 &&
 	    history_replay(h, "alice", 5, &after, take, &s) == HIST_REPLAY_DONE, "the newest id: nothing to replay");
 
