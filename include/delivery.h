@@ -90,7 +90,6 @@ struct msg {
 	struct msg_sink *owner;
 	struct msg *parts;	/* batch: its first part; a part: the next one */
 	uint32_t nparts;	/* batch: how many parts; 0 for a single msg */
-	bool quiet;		/* history only: not written, not counted undelivered */
 	uint8_t phase;		/* enum stream_phase of its job */
 	struct target target;
 	struct hist_entry *entry; /* stream: its id and notifyd.v2 frame, shared with history */
@@ -118,7 +117,6 @@ static inline void msg_init(struct msg *m, uint32_t gen, uint64_t tag, uint64_t 
 	m->owner = NULL;
 	m->parts = NULL;
 	m->nparts = 0;
-	m->quiet = false;
 	m->phase = PHASE_QUEUE;
 	m->target = *t;
 	m->entry = NULL;
@@ -128,6 +126,14 @@ static inline void msg_init(struct msg *m, uint32_t gen, uint64_t tag, uint64_t 
 		m->alt[i].len = 0;
 	}
 	m->frame_len = frame_len;
+}
+
+/* History only, never written nor counted undelivered: what was published
+ * before this start, and the start markers (anchors: nobody's message). */
+static inline bool msg_quiet(const struct msg *m)
+{
+	return m->phase == PHASE_WARM || m->phase == PHASE_MARK ||
+	    (m->phase != PHASE_QUEUE && m->target.kind == TARGET_NONE);
 }
 
 /* Free a msg (and its parts) that will never be written nor settled. */

@@ -37,7 +37,7 @@ static void msg_settle(struct msg_sink *k, struct msg *m)
 		a.tag = m->tag;
 		a.gen = m->gen;
 		a.kind = ACK_ACK;
-		if (m->targets == 0 && !m->quiet)
+		if (m->targets == 0 && !msg_quiet(m))
 			stats_add(&k->stats->undelivered, 1);
 		/* A closed queue means we are past shutdown: the broker keeps
 		 * the message, which is what an unacked delivery is for. */

@@ -106,7 +106,7 @@ static void dispatch_fan_out(struct dispatch *d, struct msg *m)
 {
 	if (m->entry != NULL && d->gw->hist != NULL)
 		(void)history_add(d->gw->hist, m->entry, m->target.id, m->target.id_len, clock_now_ms());
-	if (m->quiet) {
+	if (msg_quiet(m)) {
 		m->owner = &d->sink;
 		if (m->phase == PHASE_MARK && d->gw->hist != NULL) {
 			/* Everything published before this start is in the

@@ -54,7 +54,6 @@ static struct msg *worker_msg(const struct job *j, const struct target *t, enum 
 	memcpy(m->frame, hdr, h);
 	memcpy(m->frame + h, body.bytes, body.len);
 	m->phase = j->phase;
-	m->quiet = j->phase == PHASE_WARM || j->phase == PHASE_MARK || kind == HIST_ANCHOR;
 	if (j->phase != PHASE_QUEUE) {
 		m->entry = hist_entry_new(j->offset, msg_id_check(rk.bytes, rk.len, body.bytes, body.len),
 		    kind, body.bytes, body.len);
