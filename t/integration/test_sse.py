@@ -260,9 +260,10 @@ def test_sse_queue_mode_has_no_ids(start_notifyd, publisher, sse_client):
 
 
 def test_sse_slow_reader_is_closed(start_notifyd, publisher, sse_client, note):
-    # The default queue (4M) gives the fast reader room on a busy box;
-    # the slow one is caught by the age of its unsent bytes.
-    d = start_notifyd(amqp_source="stream", ws_send_timeout="1s")
+    # A queue larger than the whole burst and 3 s of age: the fast reader
+    # (a Python thread, which may stall on a busy or sanitized box) is never
+    # slow, the one that does not read is caught by the age of its bytes.
+    d = start_notifyd(amqp_source="stream", ws_send_queue_max="64M", ws_send_timeout="3s")
     slow = sse_client(d.port, sse_path("slow"), rcvbuf=4096)
     slow.head()
     fast = sse_client(d.port, sse_path("fast"))
