@@ -14,13 +14,12 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "admission.h"
 #include "clock.h"
 #include "http_reply.h"
 #include "ip_rate.h"
+#include "keyring.h"
 #include "log.h"
 #include "mq_publisher.h"
 #include "notifyd.h"
@@ -30,7 +29,6 @@
 #include "xqueue.h"
 
 #define PEND_BUCKETS 4096
-#define KEY_DIGEST 32
 /* Spare pend records kept for reuse; beyond this they go back to malloc. */
 /* An address's failure budget is whole again a second after its last
  * failure; its entry is kept a little longer than that. */
@@ -66,12 +64,7 @@ struct http_push {
 	struct gateway *gw;
 	struct xqueue *pushq, *resultq;
 	struct event *result_ev, *timer_ev, *flush_ev;
-	uint8_t (*keys)[KEY_DIGEST];	/* SHA-256 of each accepted key */
-	size_t nkeys;
-	/* Fetched once: an implicit fetch per request (EVP_sha256() in
-	 * OpenSSL 3) doubled the cost of checking the key. */
-	EVP_MD *md;			/* fetched: ours to free */
-	EVP_MD_CTX *mdctx;
+	struct keyring *keys;
 	uint64_t next_id;
 	TAILQ_HEAD(pend_list, pend) pending;
 	struct pend *bucket[PEND_BUCKETS];
@@ -192,24 +185,6 @@ static void push_on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Constant time in the key's content: every configured key is compared in
- * full, through digests of equal length. */
-static bool push_key_ok(struct http_push *hp, const char *auth)
-{
-	uint8_t d[KEY_DIGEST];
-	unsigned int dl = 0;
-	int match = 0;
-	const char *tok = admission_bearer(auth);
-
-	if (tok == NULL || !EVP_DigestInit_ex(hp->mdctx, hp->md, NULL) ||
-	    !EVP_DigestUpdate(hp->mdctx, tok, strlen(tok)) || !EVP_DigestFinal_ex(hp->mdctx, d, &dl))
-		return false;
-	for (size_t i = 0; i < hp->nkeys; i++)
-		match |= CRYPTO_memcmp(d, hp->keys[i], KEY_DIGEST) == 0;
-	OPENSSL_cleanse(d, sizeof(d));
-	return match != 0;
-}
-
 /* An address that used up its failures is logged, but one line a second
  * at most in all: an attack from many addresses must not flood the log. */
 static void push_log_limited(struct http_push *hp, const char *addr, uint64_t now_ms)
@@ -229,13 +204,13 @@ int http_push_admit(struct http_push *hp, const char *authorization, const char 
 {
 	const char *addr = peer_addr != NULL ? peer_addr : "?";
 
-	if (hp->nkeys == 0)
+	if (keyring_count(hp->keys) == 0)
 		return 403;
 	/* Before the key is looked at: a brute-forcing address learns
 	 * nothing more, not even from the right key. */
 	if (!ip_rate_peek(hp->auth_fails, addr, now_ms))
 		return 429;
-	if (push_key_ok(hp, authorization))
+	if (keyring_ok(hp->keys, authorization))
 		return 0;
 	(void)ip_rate_allow(hp->auth_fails, addr, now_ms);
 	if (!ip_rate_peek(hp->auth_fails, addr, now_ms))
@@ -361,27 +336,7 @@ bad:
 
 int http_push_set_keys(struct http_push *hp, const struct config_list *keys)
 {
-	uint8_t (*k)[KEY_DIGEST] = NULL;
-
-	if (keys->n > 0) {
-		k = calloc(keys->n, sizeof(*k));
-		if (k == NULL)
-			return -1;
-	}
-	for (size_t i = 0; i < keys->n; i++) {
-		unsigned int dl = 0;
-
-		if (!EVP_Digest(keys->item[i], strlen(keys->item[i]), k[i], &dl, hp->md, NULL)) {
-			free(k);
-			return -1;
-		}
-	}
-	if (hp->keys != NULL)
-		OPENSSL_cleanse(hp->keys, hp->nkeys * sizeof(*hp->keys));
-	free(hp->keys);
-	hp->keys = k;
-	hp->nkeys = keys->n;
-	return 0;
+	return keyring_set(hp->keys, keys);
 }
 
 struct http_push *http_push_new(struct gateway *gw, struct xqueue *pushq, struct xqueue *resultq)
@@ -395,15 +350,14 @@ struct http_push *http_push_new(struct gateway *gw, struct xqueue *pushq, struct
 	TAILQ_INIT(&hp->pending);
 	hp->pushq = pushq;
 	hp->resultq = resultq;
-	hp->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	hp->mdctx = EVP_MD_CTX_new();
+	hp->keys = keyring_new(&gw->cfg->push_keys);
 	hp->auth_fails = ip_rate_new(gw->cfg->push_auth_fail_rate);
 	hp->result_ev = event_new(gw->base, xqueue_fd(resultq), EV_READ | EV_PERSIST, push_on_result, hp);
 	hp->timer_ev = event_new(gw->base, -1, EV_PERSIST, push_on_timer, hp);
 	hp->flush_ev = event_new(gw->base, -1, 0, push_flush, hp);
-	if (hp->md == NULL || hp->mdctx == NULL || hp->flush_ev == NULL || hp->auth_fails == NULL ||
+	if (hp->keys == NULL || hp->flush_ev == NULL || hp->auth_fails == NULL ||
 	    hp->result_ev == NULL || hp->timer_ev == NULL || event_add(hp->result_ev, NULL) < 0 ||
-	    event_add(hp->timer_ev, &tick) < 0 || http_push_set_keys(hp, &gw->cfg->push_keys) < 0) {
+	    event_add(hp->timer_ev, &tick) < 0) {
 		http_push_free(hp);
 		return NULL;
 	}
@@ -451,11 +405,7 @@ void http_push_free(struct http_push *hp)
 		event_free(hp->timer_ev);
 	if (hp->flush_ev != NULL)
 		event_free(hp->flush_ev);
-	EVP_MD_CTX_free(hp->mdctx);
-	EVP_MD_free(hp->md);
 	ip_rate_free(hp->auth_fails);
-	if (hp->keys != NULL)
-		OPENSSL_cleanse(hp->keys, hp->nkeys * sizeof(*hp->keys));
-	free(hp->keys);
+	keyring_free(hp->keys);
 	free(hp);
 }
