@@ -22,6 +22,7 @@
 #endif
 
 #include "config.h"
+#include "seq_window.h"
 
 #define MQ_LINK_CHANNEL 1
 
@@ -75,5 +76,25 @@ struct mq_link_frame {
 /* Read one frame that is not a delivery, waiting at most timeout (NULL:
  * do not wait).  Returns the event in *f. */
 void mq_link_next_frame(struct mq_link *l, struct timeval *timeout, struct mq_link_frame *f);
+
+/* After the broker closed channel 1 in answer to an RPC (e.g. 406 for a
+ * declare with other arguments): acknowledge the close and open the channel
+ * again.  Returns 0, or -1 with error set. */
+int mq_link_reopen_channel(struct mq_link *l);
+
+/* Cork the socket around a burst of publishes (on) and send it (off):
+ * rabbitmq-c sends three frames per message, and without the cork the last
+ * of them pushes a segment (and a broker read) per message. */
+void mq_link_cork(struct mq_link *l, bool on);
+
+/* Publisher confirms: the state of each publish seq of the channel in a
+ * seq_window created with settled = MQ_CONFIRM_ACK, starting at 1. */
+enum { MQ_CONFIRM_WAIT = 1, MQ_CONFIRM_ACK, MQ_CONFIRM_NACK };
+
+/* Apply a LINK_CONFIRM_ACK or LINK_CONFIRM_NACK frame to w: the seq it
+ * names, or with multiple every seq up to it still waiting, become ACK or
+ * NACK.  A tag the window does not hold changes nothing.  The caller then
+ * takes the settled prefix with seq_window_pop(). */
+void mq_link_confirm(struct seq_window *w, const struct mq_link_frame *f);
 
 #endif

@@ -94,7 +94,6 @@ static int consumer_declare_queue(struct mq_consumer *c, const char *name)
 	const struct config *cfg = c->cfg;
 	amqp_table_entry_t qarg[3];
 	amqp_table_t qargs = { 0, qarg };
-	amqp_channel_close_ok_t close_ok = { 0 };
 	amqp_rpc_reply_t r;
 	/* Referenced by qargs until the declare: not in the block below. */
 	// cppcheck-suppress variableScope
@@ -141,10 +140,10 @@ static int consumer_declare_queue(struct mq_consumer *c, const char *name)
 		log_warn("queue_arguments_differ", "queue=%s hint=\"the queue exists with other arguments: it "
 		    "is used as it is, without amqp_queue_expires and amqp_queue_max_bytes; delete it while no "
 		    "notifyd consumes it to have them\"", name);
-	amqp_send_method(c->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
-	amqp_channel_open(c->conn, CHANNEL);
-	if (!consumer_rpc_ok(c, "channel.open"))
+	if (mq_link_reopen_channel(&c->link) < 0) {
+		snprintf(c->error, sizeof(c->error), "%s", c->link.error);
 		return -1;
+	}
 	amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0, amqp_empty_table);
 	return consumer_rpc_ok(c, "queue.declare (passive)") ? 0 : -1;
 }

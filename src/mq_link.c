@@ -2,9 +2,12 @@
 
 #include "mq_link.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #ifdef HAVE_RABBITMQ_C_AMQP_H
@@ -272,6 +275,38 @@ void mq_link_next_frame(struct mq_link *l, struct timeval *timeout, struct mq_li
 		return;
 	default:
 		return;
+	}
+}
+
+int mq_link_reopen_channel(struct mq_link *l)
+{
+	amqp_channel_close_ok_t close_ok = { 0 };
+
+	amqp_send_method(l->conn, MQ_LINK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+	amqp_channel_open(l->conn, MQ_LINK_CHANNEL);
+	return mq_link_rpc_ok(l, "channel.open") ? 0 : -1;
+}
+
+void mq_link_cork(struct mq_link *l, bool on)
+{
+	int fd = amqp_get_sockfd(l->conn), v = on;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
+}
+
+void mq_link_confirm(struct seq_window *w, const struct mq_link_frame *f)
+{
+	uint8_t v = f->ev == LINK_CONFIRM_NACK ? MQ_CONFIRM_NACK : MQ_CONFIRM_ACK;
+
+	if (seq_window_state(w, f->tag) == 0)
+		return;
+	if (f->multiple) {
+		for (uint64_t s = seq_window_find(w, w->base, MQ_CONFIRM_WAIT); s <= f->tag;
+		    s = seq_window_find(w, s + 1, MQ_CONFIRM_WAIT))
+			(void)seq_window_set(w, s, v);
+	} else {
+		(void)seq_window_set(w, f->tag, v);
 	}
 }
 

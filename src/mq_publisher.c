@@ -3,8 +3,6 @@
 #include "mq_publisher.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,9 +22,6 @@
 #include "xqueue.h"
 
 #define JOB_BATCH 64
-
-/* A publish seq's state in the confirm window; ACK and NACK are settled. */
-enum { SEQ_WAIT = 1, SEQ_ACK, SEQ_NACK };
 
 /* A job whose messages were published and await their confirms; its seqs
  * are first..last on the current channel. */
@@ -91,17 +85,6 @@ static void publisher_flush_results(struct mq_publisher *p)
 	for (size_t i = 0; i < p->nout; i++)
 		(void)xqueue_push(p->resultq, &p->out[i]);
 	p->nout = 0;
-}
-
-/* Cork the socket around a burst of publishes: rabbitmq-c sends three
- * frames per message, and without the cork the last of them pushes a
- * segment (and the broker's read) per message. */
-static void publisher_cork(struct mq_publisher *p, int on)
-{
-	int fd = amqp_get_sockfd(p->link.conn);
-
-	if (fd >= 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
 }
 
 /* Fail everything that waits for a confirm: its channel is gone, so the
@@ -195,28 +178,20 @@ static int publisher_publish(struct mq_publisher *p, struct push_job *j)
 			publisher_result(p, j->id, 503, 0, "broker connection lost while publishing");
 			return -1;
 		}
-		(void)seq_window_add(&p->confirms, p->confirms.next, SEQ_WAIT, NULL);
+		(void)seq_window_add(&p->confirms, p->confirms.next, MQ_CONFIRM_WAIT, NULL);
 	}
 	p->fifo[(p->fhead + p->fcount) % p->fcap] = pd;
 	p->fcount++;
 	return 0;
 }
 
-static void publisher_confirm(struct mq_publisher *p, uint64_t tag, bool multiple, uint8_t v)
+static void publisher_confirm(struct mq_publisher *p, const struct mq_link_frame *f)
 {
 	struct seq_window *w = &p->confirms;
 	uint64_t s;
 	uint8_t st;
 
-	if (seq_window_state(w, tag) == 0)
-		return;
-	if (multiple) {
-		for (s = seq_window_find(w, w->base, SEQ_WAIT); s <= tag;
-		    s = seq_window_find(w, s + 1, SEQ_WAIT))
-			(void)seq_window_set(w, s, v);
-	} else {
-		(void)seq_window_set(w, tag, v);
-	}
+	mq_link_confirm(w, f);
 	/* Confirms come in order in practice; a job answers when all of its
 	 * seqs are settled and every job before it has answered. */
 	while (seq_window_pop(w, &s, &st, NULL)) {
@@ -225,7 +200,7 @@ static void publisher_confirm(struct mq_publisher *p, uint64_t tag, bool multipl
 		/* Seqs of a job whose publish failed half way belong to none. */
 		if (pd == NULL || s < pd->first)
 			continue;
-		if (st == SEQ_NACK)
+		if (st == MQ_CONFIRM_NACK)
 			pd->nacked = true;
 		if (s < pd->last)
 			continue;
@@ -244,10 +219,8 @@ static int publisher_on_frame(struct mq_publisher *p, const struct mq_link_frame
 	case LINK_FATAL:
 		return -1;
 	case LINK_CONFIRM_ACK:
-		publisher_confirm(p, f->tag, f->multiple, SEQ_ACK);
-		break;
 	case LINK_CONFIRM_NACK:
-		publisher_confirm(p, f->tag, f->multiple, SEQ_NACK);
+		publisher_confirm(p, f);
 		break;
 	default:
 		break;
@@ -336,7 +309,7 @@ static void *publisher_main(void *arg)
 				msgs += jobs[i].n;
 			}
 			if (p->connected && !corked && msgs > 1) {
-				publisher_cork(p, 1);
+				mq_link_cork(&p->link, true);
 				corked = true;
 			}
 			for (size_t i = 0; i < n; i++) {
@@ -356,7 +329,7 @@ static void *publisher_main(void *arg)
 				break;
 		}
 		if (corked)
-			publisher_cork(p, 0);
+			mq_link_cork(&p->link, false);
 		if (p->connected) {
 			bool readable = nfd == 3 && (pfd[2].revents & (POLLIN | POLLERR | POLLHUP));
 			bool service = ready == 0 || clock_now_ms() - p->serviced_ms >= (uint64_t)poll_ms;
@@ -387,7 +360,7 @@ struct mq_publisher *mq_publisher_start(const struct config *cfg, struct xqueue 
 	mq_backoff_init(&p->backoff, cfg, (unsigned int)(clock_now_ms() ^ ((uint64_t)getpid() << 16)));
 	atomic_init(&p->stop, false);
 	p->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->ctl_fd < 0 || seq_window_init(&p->confirms, 4096, false, SEQ_ACK, 1) < 0 ||
+	if (p->ctl_fd < 0 || seq_window_init(&p->confirms, 4096, false, MQ_CONFIRM_ACK, 1) < 0 ||
 	    pthread_create(&p->thread, NULL, publisher_main, p) != 0) {
 		if (p->ctl_fd >= 0)
 			close(p->ctl_fd);
