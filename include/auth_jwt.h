@@ -61,11 +61,16 @@ enum auth_jwt_error {
 					 * client's fault (answer 500, not 401) */
 };
 
+#define AUTH_JWT_JTI_MAX 128
+
 struct auth_jwt_identity {
 	char user[TARGET_ID_MAX + 1];	/* NUL-terminated, target_id_valid() */
 	size_t user_len;
 	time_t exp;	/* exp rounded up to a whole second, without the leeway;
 			 * 0 when the token has none */
+	time_t iat;	/* iat rounded down; 0 when the token has none */
+	char jti[AUTH_JWT_JTI_MAX + 1];	/* jti when a string of at most
+			 * AUTH_JWT_JTI_MAX bytes, else "" (revocation matches it) */
 };
 
 struct auth_jwt;

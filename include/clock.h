@@ -21,4 +21,14 @@ static inline uint64_t clock_now_ms(void)
 	return clock_now_ns() / 1000000u;
 }
 
+/* Wall-clock milliseconds since the epoch: only for what is shown to people
+ * or compared with tokens and other hosts, never for deadlines. */
+static inline uint64_t clock_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 #endif

@@ -106,6 +106,17 @@ struct config {
 	uint32_t push_timeout_ms;	/* push_timeout, 5s: wait for the broker's confirm */
 	uint32_t push_max_batch;	/* push_max_batch, 1000 notifications per request */
 
+	/* sessions: the admin API, the control plane, events to the backend */
+	struct config_list admin_keys;	/* admin_keys, "" (secret, each at least 16 characters;
+					 * empty: /users and /presence answer 403) */
+	char *instance_name;		/* instance_name, "" -> "<hostname>:<listen_port>" */
+	char *amqp_control_exchange;	/* amqp_control_exchange, "notifyd.control" (fanout) */
+	uint32_t control_heartbeat_ms;	/* control_heartbeat, 5s: an instance silent 3 times this long is gone */
+	uint32_t presence_timeout_ms;	/* presence_timeout, 1s: wait for other instances' answers */
+	uint32_t revocation_max_age_s;	/* revocation_max_age, 24h: a revocation without an end lasts this long */
+	char *events_exchange;		/* events_exchange, "" (no events): online, offline, undelivered */
+	uint32_t events_offline_delay_ms; /* events_offline_delay, 5s: a user gone this long is offline */
+
 	/* processing */
 	uint32_t workers;		/* workers, 2 (1..64) */
 	uint64_t max_message_size;	/* max_message_size, 1M: broker -> client body */

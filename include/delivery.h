@@ -93,6 +93,7 @@ struct msg {
 	uint8_t phase;		/* enum stream_phase of its job */
 	struct target target;
 	struct hist_entry *entry; /* stream: its id and notifyd.v2 frame, shared with history */
+	char *rk;		/* a unicast's routing key when not "user.<id>" (NULL: that) */
 	/* The other formats, built once, when a connection first needs one. */
 	struct {
 		const uint8_t *p;	/* NULL until built; may point into entry */
@@ -120,6 +121,7 @@ static inline void msg_init(struct msg *m, uint32_t gen, uint64_t tag, uint64_t 
 	m->phase = PHASE_QUEUE;
 	m->target = *t;
 	m->entry = NULL;
+	m->rk = NULL;
 	for (int i = 0; i < MSG_FORMATS - 1; i++) {
 		m->alt[i].p = NULL;
 		m->alt[i].own = NULL;
@@ -135,6 +137,9 @@ static inline bool msg_quiet(const struct msg *m)
 	return m->phase == PHASE_WARM || m->phase == PHASE_MARK ||
 	    (m->phase != PHASE_QUEUE && m->target.kind == TARGET_NONE);
 }
+
+/* The body of a single msg as published: its frame after the header. */
+const uint8_t *msg_body(const struct msg *m, size_t *len);
 
 /* Free a msg (and its parts) that will never be written nor settled. */
 void msg_free(struct msg *m);

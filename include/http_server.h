@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+struct config_list;
 struct gateway;
 struct http_server;
 
@@ -20,6 +21,9 @@ struct http_server *http_server_start(struct gateway *gw, char *err, size_t errl
  * is off, -1 with err (the old ones stay). */
 int http_server_reload_tls(struct http_server *hs, const char *cert, const char *key,
     char *err, size_t errlen);
+
+/* SIGHUP: the admin API's keys.  Returns 0, -1 (the old ones stay). */
+int http_server_set_admin_keys(struct http_server *hs, const struct config_list *keys);
 
 /* Stop accepting new connections (shutdown); existing ones go on. */
 void http_server_stop_listening(struct http_server *hs);

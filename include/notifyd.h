@@ -24,6 +24,9 @@ struct auth_jwt;
 struct xqueue;
 struct peer_table;
 struct history;
+struct control;
+struct presence;
+struct sessions;
 
 struct gateway {
 	const struct config *cfg;
@@ -36,6 +39,9 @@ struct gateway {
 	struct auth_jwt *auth;		/* auth = jwt: the verifier (swapped on SIGHUP) */
 	struct peer_table *peers;	/* open connections per client address */
 	struct history *hist;		/* stream source: recent messages (NULL: none) */
+	struct control *control;	/* the control plane (NULL: none, in unit tests) */
+	struct presence *presence;	/* the control's: who is online where (NULL: none) */
+	struct sessions *sessions;	/* the control's: bans, revocations (NULL: none) */
 	uint32_t resumes_waiting;	/* connections waiting for the history (ws_conn) */
 	/* permessage-deflate policy, set by the dispatcher, which compresses:
 	 * the handshake must agree only to what it sends */

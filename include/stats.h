@@ -59,6 +59,9 @@ struct stats {
 	atomic_uint_fast64_t http_refused;	/* requests answered by the gate, body unread */
 	atomic_uint_fast64_t pongs_coalesced;	/* pings answered by a pong already pending */
 	atomic_uint_fast64_t recoveries[WS_RECOVERY_COUNT]; /* notifyd.v2 resumes, by outcome */
+	atomic_uint_fast64_t control_dropped;	/* control messages without an id not published */
+	atomic_uint_fast64_t events_published;	/* events handed to the control link (online, offline, undelivered) */
+	atomic_uint_fast64_t disconnected;	/* connections closed by disconnect or revoke */
 	/* broker delivery -> frame written, per frame */
 	atomic_uint_fast64_t latency_bucket[STATS_LATENCY_BUCKETS + 1];
 	atomic_uint_fast64_t latency_sum_us;

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "conn_registry.h"
 
@@ -36,6 +37,25 @@ struct msg;
 struct peer;
 struct ws_conn;
 struct ws_deflate_params;
+
+/* What a token says about the connection it opened (auth = jwt). */
+struct ws_token {
+	uint64_t expires_ms;	/* monotonic end, 0: never (close with 1008) */
+	time_t iat;		/* 0: none */
+	const char *jti;	/* NULL or "": none (copied) */
+};
+
+/* A connection as the admin API and revocations see it. */
+struct ws_conn_info {
+	uint64_t id;
+	const char *transport;	/* "websocket" or "sse" */
+	const char *format;	/* "raw", "notifyd.v2" or "sse" */
+	bool compressed;
+	uint64_t since_ms;	/* wall clock, when it opened */
+	const char *address;	/* the client's address */
+	const char *jti;	/* "" when none */
+	time_t iat;
+};
 
 /* Answer 101 and take over the connection of req for user id.  key is the
  * client's Sec-WebSocket-Key (already validated); subprotocol, when not
@@ -52,7 +72,7 @@ struct ws_deflate_params;
  * Returns the connection, or NULL (nothing was answered). */
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
-    const struct ws_deflate_params *deflate, const char *since, uint64_t expires_ms,
+    const struct ws_deflate_params *deflate, const char *since, const struct ws_token *tok,
     struct peer *peer);
 
 /* The same for GET /sse: answer 200 with a text/event-stream (and
@@ -63,7 +83,7 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
  * ws_ping_interval; closing is hanging up once the output is written. */
 struct ws_conn *ws_conn_open_sse(struct gateway *gw, struct evhttp_request *req,
     const char *user, size_t user_len, const char *allow_origin, const char *since,
-    uint64_t expires_ms, struct peer *peer);
+    const struct ws_token *tok, struct peer *peer);
 
 /* Queue msg's frame.  pass numbers the dispatcher's wake-ups: the first
  * frame a connection gets in a pass is written to the socket right away
@@ -73,7 +93,10 @@ struct ws_conn *ws_conn_open_sse(struct gateway *gw, struct evhttp_request *req,
  * data (closing, or it just overflowed and is being closed). */
 int ws_conn_send(struct ws_conn *c, struct msg *m, uint64_t now_ms, uint32_t pass);
 
-/* Start the close handshake with code (e.g. 1001 at shutdown). */
+/* Start the close handshake with code (e.g. 1001 at shutdown).  An SSE
+ * stream closed with an application code (4000-4999) first gets an
+ * "event: disconnect" with {"code","reason"}, which tells a client not to
+ * come back. */
 void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason);
 
 /* Timers: pings, pong and close deadlines, the age of unsent frames.  May
@@ -90,6 +113,14 @@ uint32_t ws_conn_send_user(struct gateway *gw, const char *id, size_t len, struc
 uint32_t ws_conn_send_all(struct gateway *gw, struct msg *m, uint64_t now_ms, uint32_t pass);
 void ws_conn_sweep_all(struct gateway *gw, uint64_t now_ms);
 void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason);
+
+/* Visit the connections of user (NULL: every one). */
+void ws_conn_each(struct gateway *gw, const char *user, size_t len,
+    void (*fn)(void *arg, const struct ws_conn_info *i), void *arg);
+/* Close those of user (NULL: every one) that match (NULL: all of them);
+ * returns how many. */
+uint32_t ws_conn_close_matching(struct gateway *gw, const char *user, size_t len,
+    bool (*match)(void *arg, const struct ws_conn_info *i), void *arg, uint16_t code, const char *reason);
 void ws_conn_free_all(struct gateway *gw, const char *why);
 /* Serve the notifyd.v2 and SSE connections that wait for the history: for
  * the warm-up of a start to end, or to reach an id another instance gave

@@ -596,7 +596,7 @@ static time_t auth_jwt_exp_time(double exp)
 static int auth_jwt_check_times(const struct auth_jwt *a, const cJSON *claims, time_t now,
 				struct auth_jwt_identity *out)
 {
-	double nowd = (double)now, leeway = (double)a->leeway_s, exp, nbf;
+	double nowd = (double)now, leeway = (double)a->leeway_s, exp, nbf, iat;
 	int r;
 
 	r = auth_jwt_numeric_date(claims, "exp", &exp);
@@ -617,7 +617,24 @@ static int auth_jwt_check_times(const struct auth_jwt *a, const cJSON *claims, t
 	/* RFC 7519 4.1.5: now must be at or after nbf. */
 	if (r > 0 && !(nowd + leeway >= nbf))
 		return AUTH_JWT_NOT_YET_VALID;
+	/* iat only matters to a revocation of "every token issued before":
+	 * an unusable one reads as absent (issued at the dawn of time). */
+	if (auth_jwt_numeric_date(claims, "iat", &iat) > 0 && iat > 0 && iat < (double)AUTH_JWT_EXP_MAX)
+		out->iat = (time_t)iat;
 	return AUTH_JWT_OK;
+}
+
+static void auth_jwt_set_jti(const cJSON *claims, struct auth_jwt_identity *out)
+{
+	const cJSON *jti = cJSON_GetObjectItemCaseSensitive(claims, "jti");
+	size_t n;
+
+	if (!cJSON_IsString(jti))
+		return;
+	n = strlen(jti->valuestring);
+	if (n == 0 || n > AUTH_JWT_JTI_MAX)
+		return;
+	memcpy(out->jti, jti->valuestring, n + 1);
 }
 
 /* RFC 7519 4.1.3: aud is one string, or an array of them. */
@@ -717,6 +734,8 @@ static int auth_jwt_check_claims(const struct auth_jwt *a, jwt_t *jwt, const cha
 		rc = auth_jwt_check_iss_aud(a, claims);
 	if (rc == AUTH_JWT_OK)
 		rc = auth_jwt_check_user(a, claims, out);
+	if (rc == AUTH_JWT_OK)
+		auth_jwt_set_jti(claims, out);
 	cJSON_Delete(claims);
 	return rc;
 }

@@ -130,6 +130,15 @@ static const struct key keys[] = {
 	{ "push_timeout", K_MS, FIELD(push_timeout_ms, uint32_t), 1, UINT32_MAX, NULL, "5s", false },
 	{ "push_max_batch", K_UINT, FIELD(push_max_batch, uint32_t), 1, 100000, NULL, "1000", false },
 
+	{ "admin_keys", K_LIST, FIELD(admin_keys, struct config_list), 16, 1024, NULL, "", true },
+	{ "instance_name", K_STRING, FIELD(instance_name, char *), 0, 128, NULL, "", false },
+	{ "amqp_control_exchange", K_STRING, FIELD(amqp_control_exchange, char *), 1, AMQP_SHORTSTR_MAX, NULL, "notifyd.control", false },
+	{ "control_heartbeat", K_MS, FIELD(control_heartbeat_ms, uint32_t), 100, 3600000, NULL, "5s", false },
+	{ "presence_timeout", K_MS, FIELD(presence_timeout_ms, uint32_t), 10, 60000, NULL, "1s", false },
+	{ "revocation_max_age", K_SECONDS, FIELD(revocation_max_age_s, uint32_t), 1, 366u * 86400u, NULL, "24h", false },
+	{ "events_exchange", K_STRING, FIELD(events_exchange, char *), 0, AMQP_SHORTSTR_MAX, NULL, "", false },
+	{ "events_offline_delay", K_MS, FIELD(events_offline_delay_ms, uint32_t), 0, 3600000, NULL, "5s", false },
+
 	{ "history_max_bytes", K_SIZE, FIELD(history_max_bytes, uint64_t), 0, 64 * GIB, NULL, "64M", false },
 	{ "history_max_age", K_SECONDS, FIELD(history_max_age_s, uint32_t), 1, 366u * 86400u, NULL, "1h", false },
 
@@ -1007,6 +1016,22 @@ int config_finish(struct config *c, char *err, size_t errlen)
 		free(c->amqp_queue);
 		c->amqp_queue = queue;
 	}
+	if (!c->instance_name || !*c->instance_name) {
+		char name[160];
+		char *dup;
+
+		if (gethostname(host, sizeof host) != 0)
+			return fail(&e, "instance_name", "not set and the host name is unknown (%s)", strerror(errno));
+		host[sizeof host - 1] = '\0';
+		snprintf(name, sizeof name, "%.120s:%u", *host ? host : "localhost", (unsigned)c->listen_port);
+		dup = strdup(name);
+		if (!dup)
+			return fail(&e, "instance_name", "out of memory");
+		free(c->instance_name);
+		c->instance_name = dup;
+	}
+	if (c->events_exchange[0] != '\0' && strcmp(c->events_exchange, c->amqp_control_exchange) == 0)
+		return fail(&e, "events_exchange", "must not be amqp_control_exchange");
 	return 0;
 }
 

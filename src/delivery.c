@@ -54,13 +54,13 @@ void msg_free(struct msg *m)
 		msg_free(p);
 	}
 	hist_entry_unref(m->entry);
+	free(m->rk);
 	for (int i = 0; i < MSG_FORMATS - 1; i++)
 		free(m->alt[i].own);
 	free(m);
 }
 
-/* The body of a single msg: its frame after the header. */
-static const uint8_t *msg_body(const struct msg *m, size_t *len)
+const uint8_t *msg_body(const struct msg *m, size_t *len)
 {
 	size_t h = ws_frame_server_header_len(m->frame);
 

@@ -15,6 +15,7 @@
 #include "history.h"
 #include "log.h"
 #include "notifyd.h"
+#include "presence.h"
 #include "seq_window.h"
 #include "stats.h"
 #include "ws_conn.h"
@@ -42,6 +43,26 @@ struct dispatch {
 	size_t run_bytes, run_max;
 };
 
+/* A unicast that reached nobody here: presence decides whether it reached
+ * nobody anywhere and whether this instance says so.  A user still
+ * replaying is connected: the history gives it the message. */
+static void dispatch_undelivered(struct dispatch *d, const struct msg *m)
+{
+	char rk[TARGET_ID_MAX + 8];
+	struct presence_message pm = { .user = m->target.id, .len = m->target.id_len, .routing_key = m->rk,
+	    .id = m->entry != NULL ? m->entry->id : NULL };
+
+	if (m->rk == NULL) {
+		pm.rk_len = (size_t)snprintf(rk, sizeof(rk), "user.%s", m->target.id);
+		pm.routing_key = rk;
+	} else {
+		pm.rk_len = strlen(m->rk);
+	}
+	pm.body = msg_body(m, &pm.body_len);
+	presence_undelivered(d->gw->presence, &pm,
+	    registry_find(&d->gw->reg, m->target.id, m->target.id_len) != NULL, clock_now_ms());
+}
+
 static void dispatch_write(struct dispatch *d, struct msg *m)
 {
 	uint64_t now = clock_now_ms();
@@ -53,6 +74,8 @@ static void dispatch_write(struct dispatch *d, struct msg *m)
 	else
 		n = ws_conn_send_all(d->gw, m, now, d->pass);
 	m->targets = n;
+	if (n == 0 && m->target.kind == TARGET_USER && d->gw->presence != NULL)
+		dispatch_undelivered(d, m);
 	stats_add(&d->gw->stats->delivered, (uint64_t)n * (m->nparts != 0 ? m->nparts : 1));
 	msg_release(NULL, 0, m);	/* the dispatcher's own reference */
 }

@@ -29,6 +29,7 @@
 #include "client_js.h"
 #include "demo_page.h"
 #include "dispatch.h"
+#include "http_admin.h"
 #include "http_gate.h"
 #include "http_head.h"
 #include "http_push.h"
@@ -38,6 +39,7 @@
 #include "log.h"
 #include "notifyd.h"
 #include "peer_table.h"
+#include "sessions.h"
 #include "target.h"
 #include "tls.h"
 #include "ws_conn.h"
@@ -61,6 +63,7 @@ struct http_server {
 	SSL_CTX *ssl_ctx;
 	struct ip_rate *ip_rate;
 	struct http_gate *gate;
+	struct http_admin *admin;
 	struct event *tick_ev;
 };
 
@@ -102,6 +105,23 @@ static struct bufferevent *http_bevcb(struct event_base *base, void *arg)
 	return bev;
 }
 
+/* The admin API's POSTs: a small body, after a good admin key. */
+static int http_admit_admin(struct http_server *hs, const struct http_head *h, const char *auth,
+    const char *addr, struct gate_refusal *r)
+{
+	if (!http_head_method_is(h, "POST"))
+		*r = (struct gate_refusal){ 405, "method not allowed: use POST", "Allow: POST" };
+	else if (h->chunked)
+		*r = (struct gate_refusal){ 411, "Content-Length required", NULL };
+	else if ((r->status = http_admin_admit(hs->admin, auth, addr, clock_now_ms(), &r->why, &r->header)) != 0)
+		return r->status;
+	else if (h->content_length > HTTP_ADMIN_BODY_MAX)
+		*r = (struct gate_refusal){ 413, "request body larger than 4096 bytes", NULL };
+	else
+		return 0;
+	return r->status;
+}
+
 /* Which requests may send a body, decided on the head alone (http_gate):
  * POST /push with a good key and a declared length within push_max_body. */
 static int http_admit(void *arg, const struct http_head *h, const char *addr, struct gate_refusal *r)
@@ -112,13 +132,6 @@ static int http_admit(void *arg, const struct http_head *h, const char *addr, st
 	char auth[HTTP_AUTH_MAX];
 	const char *a = NULL;
 
-	if (!http_head_path_is(h, "/push")) {
-		*r = (struct gate_refusal){ 404, "not found", NULL };
-		for (size_t i = 0; i < sizeof(bodyless) / sizeof(bodyless[0]); i++)
-			if (http_head_path_is(h, bodyless[i]))
-				*r = (struct gate_refusal){ 413, "this path takes no request body", NULL };
-		return r->status;
-	}
 	if (h->authorization != NULL) {
 		a = "";
 		if (h->authorization_len < sizeof(auth)) {
@@ -126,6 +139,15 @@ static int http_admit(void *arg, const struct http_head *h, const char *addr, st
 			auth[h->authorization_len] = '\0';
 			a = auth;
 		}
+	}
+	if (http_admin_owns(h->path, h->path_len))
+		return http_admit_admin(hs, h, a, addr, r);
+	if (!http_head_path_is(h, "/push")) {
+		*r = (struct gate_refusal){ 404, "not found", NULL };
+		for (size_t i = 0; i < sizeof(bodyless) / sizeof(bodyless[0]); i++)
+			if (http_head_path_is(h, bodyless[i]))
+				*r = (struct gate_refusal){ 413, "this path takes no request body", NULL };
+		return r->status;
 	}
 	if (!http_head_method_is(h, "POST"))
 		*r = (struct gate_refusal){ 405, "method not allowed: use POST", "Allow: POST" };
@@ -218,7 +240,7 @@ static void ws_subprotocol(struct evhttp_request *req, char *chosen, size_t chos
  * the status to refuse with (401, or 500 out of memory) and *whyp. */
 static int ws_authenticate(struct http_server *hs, struct evhttp_request *req,
     const struct evkeyvalq *params, const char *user_param, struct auth_jwt_identity *id,
-    char *chosen, size_t chosen_len, uint64_t *expires_ms, const char **whyp)
+    char *chosen, size_t chosen_len, struct ws_token *tok, const char **whyp)
 {
 	const struct config *cfg = hs->gw->cfg;
 	/* On the stack: two large heap blocks per connection cost more than
@@ -272,12 +294,14 @@ static int ws_authenticate(struct http_server *hs, struct evhttp_request *req,
 		why = "userId does not match the token";
 		goto out;
 	}
-	*expires_ms = 0;
+	tok->expires_ms = 0;
+	tok->iat = id->iat;
+	tok->jti = id->jti;
 	if (id->exp != 0 && cfg->jwt_close_on_expiry) {
 		/* The leeway that let the token in also keeps it alive. */
 		time_t end = id->exp + (time_t)cfg->jwt_leeway_s;
 
-		*expires_ms = clock_now_ms() + (end > now ? (uint64_t)(end - now) * 1000u : 0);
+		tok->expires_ms = clock_now_ms() + (end > now ? (uint64_t)(end - now) * 1000u : 0);
 	}
 	why = NULL;
 out:
@@ -316,7 +340,7 @@ static void ws_headers(struct evhttp_request *req, struct ws_upgrade_request *up
  * counted, logged and answered the same way. */
 enum ws_refusal {
 	WR_HANDSHAKE = 0, WR_ORIGIN, WR_DRAINING, WR_CONNECTIONS, WR_IP_RATE, WR_QUERY, WR_AUTH,
-	WR_USER, WR_PER_USER, WR_SINCE, WR_INTERNAL
+	WR_USER, WR_PER_USER, WR_SINCE, WR_INTERNAL, WR_BANNED, WR_REVOKED
 };
 
 static const struct {
@@ -336,6 +360,8 @@ static const struct {
 	[WR_PER_USER] = { "max_connections_per_user", 503, LIMIT_PER_USER, "too many connections for this user" },
 	[WR_SINCE] = { "since", 400, -1, "since needs the subprotocol " AUTH_JWT_SUBPROTOCOL_V2 },
 	[WR_INTERNAL] = { "internal", 500, -1, "cannot accept the connection" },
+	[WR_BANNED] = { "banned", 403, -1, "this user is blocked for now" },
+	[WR_REVOKED] = { "revoked", 403, -1, "this token was revoked" },
 };
 
 static void ws_refuse(struct http_server *hs, struct evhttp_request *req, enum ws_refusal r, int status,
@@ -417,7 +443,9 @@ static void http_on_client(struct http_server *hs, struct evhttp_request *req, b
 	ev_uint16_t peer_port = 0;
 	struct auth_jwt_identity ident;
 	char chosen[32] = "";
-	uint64_t expires_ms = 0;
+	struct ws_token tok = { 0 };
+	enum session_refusal refused = SESSION_OK;
+	time_t refused_until = 0;
 	struct ws_conn *c;
 	struct ws_deflate_params deflate;
 	int code, z = 0;
@@ -476,7 +504,7 @@ static void http_on_client(struct http_server *hs, struct evhttp_request *req, b
 	if (user == NULL)
 		user = evhttp_find_header(&params, "user_id");
 	if (cfg->auth == CONFIG_AUTH_JWT) {
-		code = ws_authenticate(hs, req, &params, user, &ident, chosen, sizeof(chosen), &expires_ms, &why);
+		code = ws_authenticate(hs, req, &params, user, &ident, chosen, sizeof(chosen), &tok, &why);
 		if (code != 0) {
 			evhttp_clear_headers(&params);
 			ws_refuse(hs, req, WR_AUTH, code, why, NULL);
@@ -505,6 +533,19 @@ static void http_on_client(struct http_server *hs, struct evhttp_request *req, b
 			return;
 		}
 	}
+	if (gw->sessions != NULL)
+		refused = sessions_check(gw->sessions, user, strlen(user), tok.jti, tok.iat, time(NULL),
+		    &refused_until);
+	if (refused != SESSION_OK) {
+		char retry[24];
+
+		snprintf(retry, sizeof(retry), "%lld", (long long)(refused_until - time(NULL) + 1));
+		if (refused == SESSION_BANNED)
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
+		ws_refuse(hs, req, refused == SESSION_BANNED ? WR_BANNED : WR_REVOKED, 0, NULL, user);
+		evhttp_clear_headers(&params);
+		return;
+	}
 	if (cfg->max_connections_per_user > 0 &&
 	    registry_user_count(&gw->reg, user, strlen(user)) >= cfg->max_connections_per_user) {
 		ws_refuse(hs, req, WR_PER_USER, 0, NULL, user);
@@ -512,11 +553,11 @@ static void http_on_client(struct http_server *hs, struct evhttp_request *req, b
 		return;
 	}
 	if (sse)
-		c = ws_conn_open_sse(gw, req, user, strlen(user), origin, since, expires_ms,
+		c = ws_conn_open_sse(gw, req, user, strlen(user), origin, since, &tok,
 		    http_gate_release(hs->gate, req));
 	else
 		c = ws_conn_upgrade(gw, req, up.key, user, strlen(user), chosen, z > 0 ? &deflate : NULL, since,
-		    expires_ms, http_gate_release(hs->gate, req));
+		    &tok, http_gate_release(hs->gate, req));
 	if (c == NULL)
 		ws_refuse(hs, req, WR_INTERNAL, 0, NULL, user);
 	evhttp_clear_headers(&params);
@@ -608,8 +649,12 @@ static void http_on_other(struct evhttp_request *req, void *arg)
 {
 	struct http_server *hs = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	bool admitted = http_gate_begin(hs->gate, req);
 
-	http_gate_begin(hs->gate, req);
+	if (path != NULL && http_admin_owns(path, strlen(path))) {
+		http_admin_handle(hs->admin, req, admitted);
+		return;
+	}
 
 	if (path != NULL && strcmp(path, "/notifyd.js") == 0) {
 		/* A module script from another origin needs CORS; it is public. */
@@ -724,7 +769,9 @@ struct http_server *http_server_start(struct gateway *gw, char *err, size_t errl
 	hs->ip_rate = ip_rate_new(cfg->ip_connect_rate);
 	hs->gate = http_gate_new(gw->base, cfg, gw->stats, gw->peers, http_admit, hs);
 	hs->tick_ev = event_new(gw->base, -1, EV_PERSIST, http_on_tick, hs);
-	if (hs->ip_rate == NULL || hs->gate == NULL || hs->tick_ev == NULL || event_add(hs->tick_ev, &tick) < 0) {
+	hs->admin = http_admin_new(gw);
+	if (hs->ip_rate == NULL || hs->gate == NULL || hs->tick_ev == NULL || hs->admin == NULL ||
+	    event_add(hs->tick_ev, &tick) < 0) {
 		snprintf(err, errlen, "out of memory");
 		http_server_free(hs);
 		return NULL;
@@ -762,6 +809,11 @@ int http_server_reload_tls(struct http_server *hs, const char *cert, const char 
 	return 1;
 }
 
+int http_server_set_admin_keys(struct http_server *hs, const struct config_list *keys)
+{
+	return http_admin_set_keys(hs->admin, keys);
+}
+
 void http_server_stop_listening(struct http_server *hs)
 {
 	if (hs == NULL)
@@ -787,6 +839,7 @@ void http_server_free(struct http_server *hs)
 			evhttp_free(l->http);
 	}
 	http_gate_free(hs->gate);
+	http_admin_free(hs->admin);
 	if (hs->tick_ev != NULL)
 		event_free(hs->tick_ev);
 	ip_rate_free(hs->ip_rate);

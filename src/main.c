@@ -16,6 +16,7 @@
 #include "auth_jwt.h"
 #include "clock.h"
 #include "config.h"
+#include "control.h"
 #include "delivery.h"
 #include "dispatch.h"
 #include "http_push.h"
@@ -24,6 +25,7 @@
 #include "log.h"
 #include "loop_base.h"
 #include "mq_consumer.h"
+#include "mq_control.h"
 #include "mq_publisher.h"
 #include "notifyd.h"
 #include "peer_table.h"
@@ -44,10 +46,11 @@ struct daemon {
 	struct gateway gw;
 	struct config cfg;
 	struct stats stats;
-	struct xqueue jobq, readyq, ackq, statusq, pushq, resultq;
+	struct xqueue jobq, readyq, ackq, statusq, pushq, resultq, ctl_outq, ctl_inq;
 	struct worker_pool *workers;
 	struct mq_consumer *consumer;
 	struct mq_publisher *publisher;
+	struct mq_control *control_link;
 	struct event *status_ev, *drain_ev, *watchdog_ev;
 	const char *config_path;
 	int config_explicit;
@@ -199,7 +202,8 @@ static void daemon_reload(struct daemon *d)
 		return;
 	}
 	warn_exposed_config(&fresh, d->config_path);
-	if (http_push_set_keys(d->gw.push, &fresh.push_keys) == 0)
+	if (http_push_set_keys(d->gw.push, &fresh.push_keys) == 0 &&
+	    http_server_set_admin_keys(d->gw.http, &fresh.admin_keys) == 0)
 		keys = 1;
 	if (d->cfg.auth == CONFIG_AUTH_JWT) {
 		char err[300];
@@ -316,7 +320,9 @@ static int start_threads(struct daemon *d)
 		d->consumer = mq_consumer_start(&d->cfg, &d->stats, &d->jobq, &d->ackq, &d->statusq);
 	if (d->consumer != NULL)
 		d->publisher = mq_publisher_start(&d->cfg, &d->pushq, &d->resultq);
-	if (d->workers == NULL || d->consumer == NULL || d->publisher == NULL)
+	if (d->publisher != NULL)
+		d->control_link = mq_control_start(&d->cfg, &d->stats, &d->ctl_outq, &d->ctl_inq);
+	if (d->workers == NULL || d->consumer == NULL || d->publisher == NULL || d->control_link == NULL)
 		rc = -1;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
@@ -415,7 +421,9 @@ int main(int argc, char **argv)
 	    xqueue_init(&d->ackq, "acks", sizeof(struct ack_item), true) < 0 ||
 	    xqueue_init(&d->statusq, "broker_status", sizeof(struct broker_status), true) < 0 ||
 	    xqueue_init(&d->pushq, "push_jobs", sizeof(struct push_job), true) < 0 ||
-	    xqueue_init(&d->resultq, "push_results", sizeof(struct push_result), true) < 0) {
+	    xqueue_init(&d->resultq, "push_results", sizeof(struct push_result), true) < 0 ||
+	    xqueue_init(&d->ctl_outq, "control_out", sizeof(struct ctl_out), true) < 0 ||
+	    xqueue_init(&d->ctl_inq, "control_in", sizeof(struct ctl_in), true) < 0) {
 		log_error("startup_failed", "why=\"cannot allocate the event loop or queues\"");
 		goto out;
 	}
@@ -442,12 +450,13 @@ int main(int argc, char **argv)
 	}
 	d->gw.dispatch = dispatch_new(&d->gw, &d->readyq);
 	d->gw.push = http_push_new(&d->gw, &d->pushq, &d->resultq);
+	(void)control_new(&d->gw, &d->ctl_outq, &d->ctl_inq);	/* sets gw.control */
 	d->status_ev = event_new(d->gw.base, xqueue_fd(&d->statusq), EV_READ | EV_PERSIST, on_status, d);
 	d->drain_ev = event_new(d->gw.base, -1, EV_PERSIST, on_drain_tick, d);
 	d->sig_term = evsignal_new(d->gw.base, SIGTERM, on_signal, d);
 	d->sig_int = evsignal_new(d->gw.base, SIGINT, on_signal, d);
 	d->sig_hup = evsignal_new(d->gw.base, SIGHUP, on_signal, d);
-	if (d->gw.dispatch == NULL || d->gw.push == NULL || d->status_ev == NULL || d->drain_ev == NULL ||
+	if (d->gw.dispatch == NULL || d->gw.push == NULL || d->gw.control == NULL || d->status_ev == NULL || d->drain_ev == NULL ||
 	    d->sig_term == NULL || d->sig_int == NULL || d->sig_hup == NULL ||
 	    event_add(d->status_ev, NULL) < 0 || event_add(d->sig_term, NULL) < 0 ||
 	    event_add(d->sig_int, NULL) < 0 || event_add(d->sig_hup, NULL) < 0) {
@@ -487,10 +496,14 @@ out:
 	xqueue_close(&d->ackq);
 	http_push_fail_all(d->gw.push, "server shutting down");
 	mq_publisher_stop(d->publisher);
+	control_goodbye(d->gw.control);
+	mq_control_stop(d->control_link);
+	xqueue_close(&d->ctl_outq);
 	daemon_free_leftovers(d);
 	worker_pool_join(d->workers);
 	daemon_free_leftovers(d);
 	http_server_free(d->gw.http);
+	control_free(d->gw.control);	/* after the last connection (presence) */
 	http_push_free(d->gw.push);
 	dispatch_free(d->gw.dispatch);
 	if (d->status_ev != NULL)
@@ -517,6 +530,8 @@ out:
 	xqueue_destroy(&d->statusq);
 	xqueue_destroy(&d->pushq);
 	xqueue_destroy(&d->resultq);
+	xqueue_destroy(&d->ctl_outq);
+	xqueue_destroy(&d->ctl_inq);
 	config_free(&d->cfg);
 	free(d);
 	return rc;

@@ -10,6 +10,8 @@
 #include "dispatch.h"
 #include "history.h"
 #include "notifyd.h"
+#include "presence.h"
+#include "sessions.h"
 #include "stats.h"
 
 static void head(struct evbuffer *o, const char *name, const char *type, const char *help)
@@ -59,6 +61,16 @@ void metrics_render(const struct gateway *gw, struct evbuffer *o)
 		evbuffer_add_printf(o, "notifyd_messages_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
 		    stats_reject_name((enum reject_reason)i), stats_get(&st->rejected[i]));
 	counter(o, "notifyd_messages_acked_total", "Deliveries acked to the broker.", stats_get(&st->acked));
+	gauge(o, "notifyd_instances", "Live instances this one knows of, itself included.",
+	    gw->presence != NULL ? presence_live_instances(gw->presence, clock_now_ms()) : 1);
+	gauge(o, "notifyd_session_rules", "Bans and revocations in force.",
+	    gw->sessions != NULL ? sessions_count(gw->sessions) : 0);
+	counter(o, "notifyd_sessions_closed_total", "Connections closed by a disconnect or a revocation.",
+	    stats_get(&st->disconnected));
+	counter(o, "notifyd_events_total", "Events (online, offline, undelivered) handed to the control link.",
+	    stats_get(&st->events_published));
+	counter(o, "notifyd_control_dropped_total", "Control messages and events the broker did not take.",
+	    stats_get(&st->control_dropped));
 	counter(o, "notifyd_acks_dropped_total", "Verdicts dropped because their broker channel was gone.",
 	    stats_get(&st->ack_stale));
 	counter(o, "notifyd_broker_reconnects_total", "Successful reconnections to the broker.",

@@ -72,7 +72,9 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 	const amqp_bytes_t rk = j->env.routing_key;
 	const char *text = body.bytes;
 	struct target t;
+	struct msg *m;
 	cJSON *root;
+	bool rk_decided;
 	int rc;
 
 	if (j->anchor) {
@@ -106,6 +108,7 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 		*reason = REJECT_NOT_OBJECT;
 		return NULL;
 	}
+	rk_decided = t.kind != TARGET_NONE;
 	if (t.kind == TARGET_NONE) {
 		if (target_has_escaped_nul(text, body.len)) {
 			cJSON_Delete(root);
@@ -120,7 +123,16 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 		}
 	}
 	cJSON_Delete(root);
-	return worker_msg(j, &t, t.kind == TARGET_USER ? HIST_USER : HIST_BROADCAST, reason);
+	m = worker_msg(j, &t, t.kind == TARGET_USER ? HIST_USER : HIST_BROADCAST, reason);
+	/* The body named the user: keep the routing key for an undelivered
+	 * event (one from the key is "user.<id>" again). */
+	if (m != NULL && t.kind == TARGET_USER && !rk_decided &&
+	    (m->rk = strndup(rk.len > 0 ? (const char *)rk.bytes : "", rk.len)) == NULL) {
+		msg_free(m);
+		*reason = REJECT_REASON_COUNT;
+		return NULL;
+	}
+	return m;
 }
 
 static void *worker_main(void *arg)

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "notifyd.h"
 #include "peer_table.h"
+#include "presence.h"
 #include "sse.h"
 #include "stats.h"
 #include "utf8.h"
@@ -84,6 +85,9 @@ struct ws_conn {
 	uint64_t ping_sent_ms;		/* 0: no ping outstanding */
 	uint64_t deadline_ms;		/* WS_CLOSING / WS_FLUSHING: free at this time */
 	uint64_t expires_ms;		/* the token's end (0: none): close with 1008 */
+	uint64_t opened_wall_ms;	/* for the admin API */
+	time_t iat;			/* the token's iat (0: none), for revocations */
+	char *jti;			/* the token's jti (NULL: none) */
 	struct ws_mark marks[WS_MARKS];
 	uint8_t nmarks;
 	uint8_t state;
@@ -208,11 +212,14 @@ static void ws_conn_forget(struct ws_conn *c)
 
 	if (c->resume == WR_WAITING)
 		gw->resumes_waiting--;
+	if (gw->presence != NULL && c->links.user != NULL && c->links.user->nconns == 1)
+		presence_local_down(gw->presence, c->links.user->id, c->links.user->id_len, clock_now_ms());
 	registry_detach(&gw->reg, &c->links);
 	peer_release(gw->peers, c->peer);
 	stats_add(&gw->stats->ws_closed, 1);
 	free(c->pong);
 	free(c->since);
+	free(c->jti);
 	ws_inflater_free(c->inflater);
 	free(c);
 }
@@ -263,7 +270,7 @@ static int ws_conn_wait(struct ws_conn *c, const char *since)
  * (the 101, or SSE's 200 and its head) first, and start delivery in fmt. */
 static struct ws_conn *ws_conn_take(struct gateway *gw, struct evhttp_request *req, const char *user,
     size_t user_len, const char *resp, size_t len, enum msg_format fmt, const char *since,
-    uint64_t expires_ms, struct peer *peer)
+    const struct ws_token *tok, struct peer *peer)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev;
@@ -273,17 +280,30 @@ static struct ws_conn *ws_conn_take(struct gateway *gw, struct evhttp_request *r
 	uint64_t now = clock_now_ms();
 
 	c = evcon != NULL && len > 0 ? calloc(1, sizeof(*c)) : NULL;
+	if (c != NULL && tok != NULL && tok->jti != NULL && tok->jti[0] != '\0' &&
+	    (c->jti = strdup(tok->jti)) == NULL) {
+		free(c);
+		c = NULL;
+	}
 	if (c == NULL || registry_attach(&gw->reg, &c->links, user, user_len) < 0) {
+		if (c != NULL)
+			free(c->jti);
 		free(c);
 		peer_release(gw->peers, peer);
 		return NULL;
 	}
+	if (gw->presence != NULL && c->links.user->nconns == 1)
+		presence_local_up(gw->presence, user, user_len, now);
 	c->gw = gw;
 	c->evcon = evcon;
 	c->peer = peer;
 	c->id = ++gw->next_conn_id;
 	c->next_ping_ms = now + gw->cfg->ws_ping_interval_ms;
-	c->expires_ms = expires_ms;
+	if (tok != NULL) {
+		c->expires_ms = tok->expires_ms;
+		c->iat = tok->iat;
+	}
+	c->opened_wall_ms = clock_wall_ms();
 	c->format = (uint8_t)fmt;
 	ws_reader_init(&c->reader, gw->cfg->ws_max_message_size);
 
@@ -398,7 +418,7 @@ static uint16_t ws_conn_compressed_end(struct ws_conn *c, const char **reason)
 
 struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
     const char *key, const char *user, size_t user_len, const char *subprotocol,
-    const struct ws_deflate_params *deflate, const char *since, uint64_t expires_ms,
+    const struct ws_deflate_params *deflate, const char *since, const struct ws_token *tok,
     struct peer *peer)
 {
 	char resp[WS_RESPONSE_MAX];
@@ -417,7 +437,7 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 	}
 	len = ws_handshake_response_ext(resp, sizeof(resp), key, subprotocol,
 	    deflate != NULL ? deflate->response : NULL);
-	c = ws_conn_take(gw, req, user, user_len, resp, len, fmt, since, expires_ms, peer);
+	c = ws_conn_take(gw, req, user, user_len, resp, len, fmt, since, tok, peer);
 	if (c == NULL) {
 		ws_inflater_free(inflater);
 		return NULL;
@@ -432,7 +452,7 @@ struct ws_conn *ws_conn_upgrade(struct gateway *gw, struct evhttp_request *req,
 
 struct ws_conn *ws_conn_open_sse(struct gateway *gw, struct evhttp_request *req,
     const char *user, size_t user_len, const char *allow_origin, const char *since,
-    uint64_t expires_ms, struct peer *peer)
+    const struct ws_token *tok, struct peer *peer)
 {
 	char resp[WS_SSE_HEAD_MAX];
 	int n;
@@ -452,7 +472,7 @@ struct ws_conn *ws_conn_open_sse(struct gateway *gw, struct evhttp_request *req,
 		peer_release(gw->peers, peer);
 		return NULL;
 	}
-	return ws_conn_take(gw, req, user, user_len, resp, (size_t)n, MSG_SSE, since, expires_ms, peer);
+	return ws_conn_take(gw, req, user, user_len, resp, (size_t)n, MSG_SSE, since, tok, peer);
 }
 
 /* Protocol error or the like: say why and hang up once that is written. */
@@ -465,6 +485,32 @@ static void ws_conn_fail(struct ws_conn *c, uint16_t code, const char *reason)
 	bufferevent_disable(c->bev, EV_READ);
 }
 
+/* {"code":N,"reason":"..."}: the reason cut as a close frame's would be,
+ * escaped for JSON (it is the admin's text). */
+static void ws_conn_sse_disconnect(struct ws_conn *c, uint16_t code, const char *reason)
+{
+	uint8_t cut[WS_CONTROL_MAX];
+	size_t n = ws_close_payload_encode(cut, code, reason) - 2;
+	char json[48 + 6 * WS_CONTROL_MAX], *o = json;
+	uint8_t f[sizeof(json) + 64];
+	size_t len;
+
+	o += sprintf(o, "{\"code\":%u,\"reason\":\"", (unsigned)code);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = cut[2 + i];
+
+		if (ch == '"' || ch == '\\')
+			o += sprintf(o, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			o += sprintf(o, "\\u%04x", ch);
+		else
+			*o++ = (char)ch;
+	}
+	o += sprintf(o, "\"}");
+	len = sse_event_write(f, "disconnect", NULL, (const uint8_t *)json, (size_t)(o - json));
+	ws_conn_put_text(c, f, len);
+}
+
 void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
 	if (c->state != WS_OPEN)
@@ -473,11 +519,15 @@ void ws_conn_close(struct ws_conn *c, uint16_t code, const char *reason)
 	if (c->format == MSG_SSE) {
 		/* An event stream has no close message: hang up once what is
 		 * queued is written (deferred: the caller may be iterating). */
+		if (code >= 4000 && code <= 4999)
+			ws_conn_sse_disconnect(c, code, reason);
 		c->close_sent = code;
 		c->state = WS_FLUSHING;
 		bufferevent_disable(c->bev, EV_READ);
-		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-		(void)reason;
+		/* With output queued, the write callback comes when it is
+		 * written; a trigger now would hang up before that. */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 		return;
 	}
 	ws_conn_send_close(c, code, reason);
@@ -935,6 +985,71 @@ void ws_conn_close_all(struct gateway *gw, uint16_t code, const char *reason)
 
 	for (l = LIST_FIRST(&gw->reg.all); l != NULL; l = LIST_NEXT(l, all))
 		ws_conn_close(ws_conn_from_links(l), code, reason);
+}
+
+static void ws_conn_describe(const struct ws_conn *c, struct ws_conn_info *i, char *addr, size_t alen)
+{
+	char *a = NULL;
+	ev_uint16_t port = 0;
+
+	evhttp_connection_get_peer(c->evcon, &a, &port);
+	snprintf(addr, alen, "%s", a != NULL ? a : "?");
+	i->id = c->id;
+	i->transport = c->format == MSG_SSE ? "sse" : "websocket";
+	i->format = c->format == MSG_SSE ? "sse" : (c->format == MSG_V2 || c->format == MSG_V2_Z) ? "notifyd.v2" : "raw";
+	i->compressed = c->format == MSG_RAW_Z || c->format == MSG_V2_Z;
+	i->since_ms = c->opened_wall_ms;
+	i->address = addr;
+	i->jti = c->jti != NULL ? c->jti : "";
+	i->iat = c->iat;
+}
+
+void ws_conn_each(struct gateway *gw, const char *user, size_t len,
+    void (*fn)(void *arg, const struct ws_conn_info *i), void *arg)
+{
+	struct user_entry *u = user != NULL ? registry_find(&gw->reg, user, len) : NULL;
+	struct conn_links *l;
+	struct ws_conn_info info;
+	char addr[PEER_ADDR_MAX + 1];
+
+	if (user != NULL && u == NULL)
+		return;
+	for (l = u != NULL ? LIST_FIRST(&u->conns) : LIST_FIRST(&gw->reg.all); l != NULL;
+	    l = u != NULL ? LIST_NEXT(l, mates) : LIST_NEXT(l, all)) {
+		const struct ws_conn *c = ws_conn_from_links(l);
+
+		if (c->state != WS_OPEN)
+			continue;
+		ws_conn_describe(c, &info, addr, sizeof(addr));
+		fn(arg, &info);
+	}
+}
+
+uint32_t ws_conn_close_matching(struct gateway *gw, const char *user, size_t len,
+    bool (*match)(void *arg, const struct ws_conn_info *i), void *arg, uint16_t code, const char *reason)
+{
+	struct user_entry *u = user != NULL ? registry_find(&gw->reg, user, len) : NULL;
+	struct conn_links *l;
+	struct ws_conn_info info;
+	char addr[PEER_ADDR_MAX + 1];
+	uint32_t n = 0;
+
+	if (user != NULL && u == NULL)
+		return 0;
+	/* ws_conn_close only marks state: the lists stay as they are. */
+	for (l = u != NULL ? LIST_FIRST(&u->conns) : LIST_FIRST(&gw->reg.all); l != NULL;
+	    l = u != NULL ? LIST_NEXT(l, mates) : LIST_NEXT(l, all)) {
+		struct ws_conn *c = ws_conn_from_links(l);
+
+		if (c->state != WS_OPEN)
+			continue;
+		ws_conn_describe(c, &info, addr, sizeof(addr));
+		if (match != NULL && !match(arg, &info))
+			continue;
+		ws_conn_close(c, code, reason);
+		n++;
+	}
+	return n;
 }
 
 void ws_conn_resume_waiting(struct gateway *gw)

@@ -840,7 +840,7 @@ static void test_print(void)
 	if (text)
 		for (i = 0; text[i]; i++)
 			lines += text[i] == '\n';
-	ok(lines == 65, "one line per key (%d)", lines);
+	ok(lines == 73, "one line per key (%d)", lines);
 	ok(text && strstr(text, "amqp_url = amqp://guest:***@127.0.0.1:5672/\n"), "default password masked");
 	ok(text && strstr(text, "amqp_queue = \"\"\n") && strstr(text, "allowed_origins = \"\"\n"),
 	   "empty values printed as \"\"");
