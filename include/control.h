@@ -27,14 +27,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control_msg.h"
+
 struct cJSON;
 struct control;
 struct gateway;
 struct xqueue;
-
-/* Close codes of a disconnect (RFC 6455 leaves 4000-4999 to applications). */
-#define CLOSE_LOGGED_OUT 4000
-#define CLOSE_REVOKED 4001
 
 struct control *control_new(struct gateway *gw, struct xqueue *outq, struct xqueue *inq);
 /* Say goodbye to the other instances (at shutdown, before the link stops). */

@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "control_msg.h"
 #include "conn_registry.h"
 #include "log.h"
 #include "mq_control.h"
@@ -220,14 +221,12 @@ static void control_snapshot_user(void *arg, enum presence_gossip type, const ch
 		control_snapshot_flush(s);
 }
 
-static const char *const rule_names[] = { "ban", "revoke_user", "revoke_jti" };
-
 static void control_snapshot_rule(void *arg, const struct session_rule *r)
 {
 	struct control *c = arg;
 	cJSON *m = control_msg(c, "rule");
 
-	cJSON_AddStringToObject(m, "kind", rule_names[r->kind]);
+	cJSON_AddStringToObject(m, "kind", control_rule_name(r->kind));
 	cJSON_AddStringToObject(m, "key", r->key);
 	cJSON_AddNumberToObject(m, "before", (double)r->before);
 	cJSON_AddNumberToObject(m, "until", (double)r->until);
@@ -282,25 +281,6 @@ static void control_confirmed(struct control *c, uint64_t id, bool ok, const cha
 	}
 }
 
-static const char *json_str(const cJSON *m, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static double json_num(const cJSON *m, const char *name, double dflt)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, name);
-
-	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-static bool control_user_ok(const char *user)
-{
-	return user != NULL && target_id_valid(user, strlen(user));
-}
-
 struct revoke_match {
 	const char *jti;	/* NULL: every connection of the user */
 };
@@ -314,76 +294,62 @@ static bool control_match_revoked(void *arg, const struct ws_conn_info *i)
 	return true;
 }
 
-static void control_apply_disconnect(struct control *c, const cJSON *m)
+static void control_apply_disconnect(struct control *c, const struct control_msg *m)
 {
-	const char *user = json_str(m, "user"), *reason = json_str(m, "reason");
-	double code = json_num(m, "code", CLOSE_LOGGED_OUT), block = json_num(m, "block", 0);
+	const char *reason = m->has_reason ? m->reason : m->code == CLOSE_LOGGED_OUT ? "logged out" : "banned";
+	size_t ulen = strlen(m->user);
 	uint32_t n;
-	char uq[TARGET_ID_MAX * 2 + 8], rq[300];
+	char uq[TARGET_ID_MAX * 2 + 8], rq[CONTROL_REASON_MAX * 4 + 8];
 
-	if (!control_user_ok(user) || (code != CLOSE_LOGGED_OUT && code != CLOSE_REVOKED))
+	if (!m->has_user)
 		return;
-	if (reason == NULL)
-		reason = code == CLOSE_LOGGED_OUT ? "logged out" : "banned";
-	if (block > 0) {
-		struct session_rule r = { .kind = SESSION_BAN, .key = user, .len = strlen(user),
-		    .until = time(NULL) + (time_t)(block < 366.0 * 86400 ? block : 366.0 * 86400) };
+	if (m->block_s > 0) {
+		struct session_rule r = { .kind = SESSION_BAN, .key = m->user, .len = ulen,
+		    .until = time(NULL) + (time_t)m->block_s };
 
 		(void)sessions_add(c->gw->sessions, &r);
 	}
-	n = ws_conn_close_matching(c->gw, user, strlen(user), NULL, NULL, (uint16_t)code, reason);
+	n = ws_conn_close_matching(c->gw, m->user, ulen, NULL, NULL, m->code, reason);
 	stats_add(&c->gw->stats->disconnected, n);
-	log_info("user_disconnect", "user=%s code=%u closed=%u block_s=%.0f reason=%s from=%s",
-	    log_quote(uq, sizeof(uq), user, strlen(user)), (unsigned)code, n, block,
-	    log_quote(rq, sizeof(rq), reason, strlen(reason)), json_str(m, "instance"));
+	log_info("user_disconnect", "user=%s code=%u closed=%u block_s=%u reason=%s from=%s",
+	    log_quote(uq, sizeof(uq), m->user, ulen), (unsigned)m->code, n, m->block_s,
+	    log_quote(rq, sizeof(rq), reason, strlen(reason)), m->instance);
 }
 
-static void control_apply_revoke(struct control *c, const cJSON *m)
+static void control_apply_revoke(struct control *c, const struct control_msg *m)
 {
-	const char *user = json_str(m, "user"), *jti = json_str(m, "jti");
 	time_t now = time(NULL);
-	double until = json_num(m, "until", (double)(now + (time_t)c->cfg->revocation_max_age_s));
-	struct session_rule r = { .until = (time_t)until };
-	struct revoke_match match = { .jti = jti };
+	struct session_rule r = { .until = m->until != 0 ? m->until : now + (time_t)c->cfg->revocation_max_age_s };
+	struct revoke_match match = { .jti = NULL };
+	const char *user = NULL;
 	uint32_t n;
 	char kq[SESSION_KEY_MAX * 2 + 8];
 
-	if (user != NULL && control_user_ok(user)) {
+	if (m->has_user) {
 		r.kind = SESSION_REVOKE_USER;
-		r.key = user;
-		r.before = (time_t)json_num(m, "before", (double)now);
-		match.jti = NULL;
-	} else if (jti != NULL && *jti != '\0' && strlen(jti) <= SESSION_KEY_MAX) {
+		r.key = user = m->user;
+		r.before = m->before != 0 ? m->before : now;
+	} else if (m->has_jti) {
 		r.kind = SESSION_REVOKE_JTI;
-		r.key = jti;
-		user = NULL;
+		r.key = match.jti = m->jti;
 	} else {
 		return;
 	}
 	r.len = strlen(r.key);
 	(void)sessions_add(c->gw->sessions, &r);
-	n = ws_conn_close_matching(c->gw, user, user != NULL ? strlen(user) : 0, control_match_revoked, &match,
+	n = ws_conn_close_matching(c->gw, user, user != NULL ? r.len : 0, control_match_revoked, &match,
 	    CLOSE_REVOKED, "revoked");
 	stats_add(&c->gw->stats->disconnected, n);
 	log_info("token_revoke", "%s=%s closed=%u until=%lld from=%s", user != NULL ? "user" : "jti",
-	    log_quote(kq, sizeof(kq), r.key, r.len), n, (long long)r.until, json_str(m, "instance"));
+	    log_quote(kq, sizeof(kq), r.key, r.len), n, (long long)r.until, m->instance);
 }
 
-static void control_apply_rule(struct control *c, const cJSON *m)
+static void control_apply_rule(struct control *c, const struct control_msg *m)
 {
-	const char *kind = json_str(m, "kind"), *key = json_str(m, "key");
-	struct session_rule r = { .before = (time_t)json_num(m, "before", 0), .until = (time_t)json_num(m, "until", 0) };
+	struct session_rule r = { .kind = m->rule, .key = m->jti, .len = strlen(m->jti), .before = m->before,
+	    .until = m->until };
 
-	if (kind == NULL || key == NULL || *key == '\0' || strlen(key) > SESSION_KEY_MAX)
-		return;
-	for (size_t k = 0; k < sizeof(rule_names) / sizeof(rule_names[0]); k++) {
-		if (strcmp(kind, rule_names[k]) == 0) {
-			r.kind = (enum session_kind)k;
-			r.key = key;
-			r.len = strlen(key);
-			(void)sessions_add(c->gw->sessions, &r);
-		}
-	}
+	(void)sessions_add(c->gw->sessions, &r);
 }
 
 /* ---- presence questions ----------------------------------------------------- */
@@ -470,6 +436,7 @@ void control_ask(struct control *c, const char *user, control_answer_fn done, vo
 static void control_on_reply(struct control *c, const struct ctl_in *in)
 {
 	struct question *q;
+	const cJSON *from;
 	cJSON *a, *name;
 	int i = 0;
 
@@ -479,12 +446,13 @@ static void control_on_reply(struct control *c, const struct ctl_in *in)
 	if (q == NULL)
 		return;		/* late: the answer went out without it */
 	a = cJSON_Parse(in->body);
-	if (!cJSON_IsObject(a) || json_str(a, "instance") == NULL) {
+	from = cJSON_GetObjectItemCaseSensitive(a, "instance");
+	if (!cJSON_IsObject(a) || !cJSON_IsString(from)) {
 		cJSON_Delete(a);
 		return;
 	}
 	cJSON_ArrayForEach(name, q->waiting) {
-		if (strcmp(name->valuestring, json_str(a, "instance")) == 0) {
+		if (strcmp(name->valuestring, from->valuestring) == 0) {
 			cJSON_DeleteItemFromArray(q->waiting, i);
 			break;
 		}
@@ -497,67 +465,91 @@ static void control_on_reply(struct control *c, const struct ctl_in *in)
 
 /* ---- in ---------------------------------------------------------------------- */
 
-static void control_on_message(struct control *c, const struct ctl_in *in)
+/* Another instance's news about its users. */
+static void control_on_users(struct control *c, const struct control_msg *m, uint64_t now)
 {
-	cJSON *m = cJSON_Parse(in->body);
-	const char *type = json_str(m, "type"), *from = json_str(m, "instance"), *boot = json_str(m, "boot");
-	const char *user = json_str(m, "user");
-	uint64_t now = clock_now_ms();
-	bool self;
+	char user[TARGET_ID_MAX + 1];
+	enum presence_gossip st;
+	uint64_t since;
+	int rc;
 
-	if (type == NULL || from == NULL || boot == NULL) {
-		log_warn("control_malformed", "size=%zu", in->len);
-		cJSON_Delete(m);
-		return;
-	}
-	self = strcmp(from, c->cfg->instance_name) == 0 && strcmp(boot, c->boot) == 0;
-	if (strcmp(type, "disconnect") == 0) {
-		control_apply_disconnect(c, m);
-	} else if (strcmp(type, "revoke") == 0) {
-		control_apply_revoke(c, m);
-	} else if (self) {
-		/* Our own gossip and questions come back too: nothing to do. */
-	} else if (strcmp(from, c->cfg->instance_name) == 0) {
-		if (now >= c->clash_log_ms) {
-			log_warn("instance_name_clash", "instance=%s: another process uses this instance_name",
-			    from);
-			c->clash_log_ms = now + 60000;
-		}
-	} else if (strcmp(type, "hello") == 0) {
-		const cJSON *sync = cJSON_GetObjectItemCaseSensitive(m, "sync");
+	for (int i = 0; (rc = control_msg_user(m, i, user, &st, &since)) >= 0; i++)
+		if (rc > 0)
+			presence_remote(c->gw->presence, m->instance, m->boot, st, user, strlen(user), since, now);
+}
 
-		if (presence_heard(c->gw->presence, from, boot, now) || cJSON_IsTrue(sync)) {
-			log_info("instance_seen", "instance=%s", from);
+static void control_on_peer(struct control *c, const struct control_msg *m, const struct ctl_in *in,
+    uint64_t now)
+{
+	switch (m->type) {
+	case CM_HELLO:
+		if (presence_heard(c->gw->presence, m->instance, m->boot, now) || m->sync) {
+			log_info("instance_seen", "instance=%s sync=%s", m->instance, m->sync ? "yes" : "no");
 			control_snapshot(c);
 		}
-	} else if (strcmp(type, "bye") == 0) {
-		presence_bye(c->gw->presence, from, boot);
-		log_info("instance_gone", "instance=%s why=bye", from);
-	} else if (strcmp(type, "users") == 0) {
-		const cJSON *u, *list = cJSON_GetObjectItemCaseSensitive(m, "users");
-
-		cJSON_ArrayForEach(u, list) {
-			const cJSON *name = cJSON_GetArrayItem(u, 0), *st = cJSON_GetArrayItem(u, 1);
-			const cJSON *since = cJSON_GetArrayItem(u, 2);
-
-			if (cJSON_IsString(name) && cJSON_IsString(st) && cJSON_IsNumber(since) &&
-			    control_user_ok(name->valuestring))
-				presence_remote(c->gw->presence, from, boot,
-				    strcmp(st->valuestring, "up") == 0 ? GOSSIP_UP : GOSSIP_LINGER,
-				    name->valuestring, strlen(name->valuestring), (uint64_t)since->valuedouble, now);
-		}
-	} else if (strcmp(type, "up") == 0 || strcmp(type, "linger") == 0 || strcmp(type, "gone") == 0) {
-		if (control_user_ok(user))
-			presence_remote(c->gw->presence, from, boot,
-			    type[0] == 'u' ? GOSSIP_UP : type[0] == 'l' ? GOSSIP_LINGER : GOSSIP_GONE,
-			    user, strlen(user), (uint64_t)json_num(m, "since", 0), now);
-	} else if (strcmp(type, "rule") == 0) {
+		break;
+	case CM_BYE:
+		presence_bye(c->gw->presence, m->instance, m->boot);
+		log_info("instance_gone", "instance=%s why=bye", m->instance);
+		break;
+	case CM_USERS:
+		control_on_users(c, m, now);
+		break;
+	case CM_UP:
+	case CM_LINGER:
+	case CM_GONE:
+		if (m->has_user)
+			presence_remote(c->gw->presence, m->instance, m->boot,
+			    m->type == CM_UP ? GOSSIP_UP : m->type == CM_LINGER ? GOSSIP_LINGER : GOSSIP_GONE,
+			    m->user, strlen(m->user), m->since_ms, now);
+		break;
+	case CM_RULE:
 		control_apply_rule(c, m);
-	} else if (strcmp(type, "presence") == 0 && in->reply_to[0] != '\0') {
-		control_send(c, CTL_OUT_ANSWER, 0, in->reply_to, in->correlation_id,
-		    control_local_answer(c, control_user_ok(user) ? user : NULL));
+		break;
+	case CM_PRESENCE:
+		if (in->reply_to[0] != '\0')
+			control_send(c, CTL_OUT_ANSWER, 0, in->reply_to, in->correlation_id,
+			    control_local_answer(c, m->has_user ? m->user : NULL));
+		break;
+	default:
+		break;
 	}
-	cJSON_Delete(m);
+}
+
+static void control_on_message(struct control *c, const struct ctl_in *in)
+{
+	struct control_msg m;
+	uint64_t now = clock_now_ms();
+	bool self, namesake;
+
+	if (control_msg_parse(in->body, in->len, &m) < 0) {
+		log_warn("control_malformed", "size=%zu", in->len);
+		return;
+	}
+	namesake = strcmp(m.instance, c->cfg->instance_name) == 0;
+	self = namesake && strcmp(m.boot, c->boot) == 0;
+	switch (m.type) {
+	case CM_DISCONNECT:
+		control_apply_disconnect(c, &m);
+		break;
+	case CM_REVOKE:
+		control_apply_revoke(c, &m);
+		break;
+	default:
+		if (self)
+			break;	/* our own gossip and questions come back too */
+		if (namesake) {
+			if (now >= c->clash_log_ms) {
+				log_warn("instance_name_clash", "instance=%s: another process uses this instance_name",
+				    m.instance);
+				c->clash_log_ms = now + 60000;
+			}
+			break;
+		}
+		control_on_peer(c, &m, in, now);
+		break;
+	}
+	control_msg_free(&m);
 }
 
 static void control_on_link(struct control *c, bool up, const char *why)
