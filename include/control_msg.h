@@ -59,8 +59,8 @@ struct control_msg {
 int control_msg_parse(const char *text, size_t len, struct control_msg *m);
 void control_msg_free(struct control_msg *m);
 
-/* Entry i of a snapshot: 1 with a valid user (NUL-terminated in user),
- * its state (up or linger) and since; 0 when entry i is unusable; -1 past
+/* Entry i of a "users" list: 1 with a valid user (NUL-terminated in
+ * user), its state and since; 0 when entry i is unusable; -1 past
  * the end. */
 int control_msg_user(const struct control_msg *m, int i, char user[TARGET_ID_MAX + 1],
     enum presence_gossip *state, uint64_t *since_ms);

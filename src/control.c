@@ -3,9 +3,9 @@
  * Every control message is one JSON object with "type", and "instance" and
  * "boot" naming its sender (boot: random per start, so that a restart is
  * told apart from a heartbeat).  Types: hello (heartbeat; "sync": send me
- * your state), bye, up/linger/gone (presence gossip), rule (a ban or a
- * revocation in force, for an instance that starts), disconnect, revoke,
- * presence (a question, with reply_to).
+ * your state), bye, users (presence gossip, [user, up|linger|gone, since]
+ * in batches), rule (a ban or a revocation in force, for an instance that
+ * starts), disconnect, revoke, presence (a question, with reply_to).
  */
 #include "autoconfig.h"
 
@@ -39,7 +39,7 @@
 #define CONTROL_SWEEP_MS 1000
 #define CONTROL_IN_BATCH 64
 #define CONTROL_BODY_MAX (1024 * 1024)
-#define CONTROL_SNAPSHOT_USERS 500	/* gossip lines per snapshot message */
+#define CONTROL_SNAPSHOT_USERS 500	/* users per gossip message */
 
 /* A command waiting for the broker's confirm. */
 struct pending {
@@ -65,7 +65,8 @@ struct control {
 	struct gateway *gw;
 	const struct config *cfg;
 	struct xqueue *outq, *inq;
-	struct event *in_ev, *tick_ev;
+	struct event *in_ev, *tick_ev, *flush_ev;
+	cJSON *gossip;			/* users not told yet (a "users" list) */
 	char boot[PRESENCE_BOOT_MAX];
 	uint64_t next_id;
 	uint64_t next_beat_ms, next_sweep_ms;
@@ -126,15 +127,44 @@ static void control_hello(struct control *c, bool sync)
 
 static const char *const gossip_names[] = { "up", "linger", "gone" };
 
+/* Gossip goes out in batches ("users" messages): one per loop pass, or
+ * per CONTROL_SNAPSHOT_USERS users, so that a connect storm costs the
+ * broker a message per pass, not per user. */
+static void control_flush_gossip(struct control *c)
+{
+	cJSON *m;
+
+	if (c->gossip == NULL || cJSON_GetArraySize(c->gossip) == 0)
+		return;
+	m = control_msg(c, "users");
+	cJSON_AddItemToObject(m, "users", c->gossip);
+	c->gossip = NULL;
+	control_send(c, CTL_OUT_COMMAND, 0, NULL, NULL, m);
+}
+
+static void control_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	control_flush_gossip(arg);
+}
+
 static void control_gossip(void *arg, enum presence_gossip type, const char *user, size_t len, uint64_t since_ms)
 {
 	struct control *c = arg;
-	cJSON *m = control_msg(c, gossip_names[type]);
+	cJSON *u = cJSON_CreateArray();
 
-	cJSON_AddItemToObject(m, "user", cJSON_CreateString(user));
-	cJSON_AddNumberToObject(m, "since", (double)since_ms);
 	(void)len;
-	control_send(c, CTL_OUT_COMMAND, 0, NULL, NULL, m);
+	if (c->gossip == NULL)
+		c->gossip = cJSON_CreateArray();
+	cJSON_AddItemToArray(u, cJSON_CreateString(user));
+	cJSON_AddItemToArray(u, cJSON_CreateString(gossip_names[type]));
+	cJSON_AddItemToArray(u, cJSON_CreateNumber((double)since_ms));
+	cJSON_AddItemToArray(c->gossip, u);
+	if (cJSON_GetArraySize(c->gossip) >= CONTROL_SNAPSHOT_USERS)
+		control_flush_gossip(c);
+	else if (!event_pending(c->flush_ev, EV_TIMEOUT, NULL))
+		event_active(c->flush_ev, EV_TIMEOUT, 0);
 }
 
 static cJSON *control_event_msg(const struct control *c, const char *type, const char *user)
@@ -187,40 +217,6 @@ static void control_undelivered(void *arg, const struct presence_message *u)
 	control_send(c, CTL_OUT_EVENT, 0, "undelivered", NULL, m);
 }
 
-/* Our users and the rules in force, for instances that know nothing of
- * us yet: gossip in batches, then the rules. */
-struct snapshot {
-	struct control *c;
-	cJSON *users;
-};
-
-static void control_snapshot_flush(struct snapshot *s)
-{
-	cJSON *m;
-
-	if (cJSON_GetArraySize(s->users) == 0)
-		return;
-	m = control_msg(s->c, "users");
-	cJSON_AddItemToObject(m, "users", s->users);
-	control_send(s->c, CTL_OUT_COMMAND, 0, NULL, NULL, m);
-	s->users = cJSON_CreateArray();
-}
-
-static void control_snapshot_user(void *arg, enum presence_gossip type, const char *user, size_t len,
-    uint64_t since_ms)
-{
-	struct snapshot *s = arg;
-	cJSON *u = cJSON_CreateArray();
-
-	(void)len;
-	cJSON_AddItemToArray(u, cJSON_CreateString(user));
-	cJSON_AddItemToArray(u, cJSON_CreateString(gossip_names[type]));
-	cJSON_AddItemToArray(u, cJSON_CreateNumber((double)since_ms));
-	cJSON_AddItemToArray(s->users, u);
-	if (cJSON_GetArraySize(s->users) >= CONTROL_SNAPSHOT_USERS)
-		control_snapshot_flush(s);
-}
-
 static void control_snapshot_rule(void *arg, const struct session_rule *r)
 {
 	struct control *c = arg;
@@ -233,16 +229,16 @@ static void control_snapshot_rule(void *arg, const struct session_rule *r)
 	control_send(c, CTL_OUT_COMMAND, 0, NULL, NULL, m);
 }
 
+/* Our users and the rules in force, for instances that know nothing of
+ * us yet. */
 static void control_snapshot(struct control *c)
 {
-	struct snapshot s = { .c = c, .users = cJSON_CreateArray() };
-
-	/* Our heartbeat first: gossip from an instance not yet heard of is
-	 * ignored. */
+	/* Older news first, then our heartbeat: gossip from an instance not
+	 * yet heard of is ignored. */
+	control_flush_gossip(c);
 	control_hello(c, false);
-	presence_each_local(c->gw->presence, control_snapshot_user, &s);
-	control_snapshot_flush(&s);
-	cJSON_Delete(s.users);
+	presence_each_local(c->gw->presence, control_gossip, c);
+	control_flush_gossip(c);
 	sessions_each(c->gw->sessions, time(NULL), control_snapshot_rule, c);
 }
 
@@ -659,7 +655,9 @@ struct control *control_new(struct gateway *gw, struct xqueue *outq, struct xque
 	gw->sessions = sessions_new();
 	c->in_ev = event_new(gw->base, xqueue_fd(inq), EV_READ | EV_PERSIST, control_on_in, c);
 	c->tick_ev = event_new(gw->base, -1, EV_PERSIST, control_on_tick, c);
+	c->flush_ev = event_new(gw->base, -1, 0, control_on_flush, c);
 	if (gw->presence == NULL || gw->sessions == NULL || c->in_ev == NULL || c->tick_ev == NULL ||
+	    c->flush_ev == NULL ||
 	    event_add(c->in_ev, NULL) < 0 || event_add(c->tick_ev, &tick) < 0) {
 		control_free(c);
 		return NULL;
@@ -670,8 +668,10 @@ struct control *control_new(struct gateway *gw, struct xqueue *outq, struct xque
 
 void control_goodbye(struct control *c)
 {
-	if (c != NULL && c->link_up)
+	if (c != NULL && c->link_up) {
+		control_flush_gossip(c);
 		control_send(c, CTL_OUT_COMMAND, 0, NULL, NULL, control_msg(c, "bye"));
+	}
 }
 
 void control_free(struct control *c)
@@ -699,6 +699,9 @@ void control_free(struct control *c)
 		event_free(c->in_ev);
 	if (c->tick_ev != NULL)
 		event_free(c->tick_ev);
+	if (c->flush_ev != NULL)
+		event_free(c->flush_ev);
+	cJSON_Delete(c->gossip);
 	presence_free(c->gw->presence);
 	sessions_free(c->gw->sessions);
 	c->gw->presence = NULL;

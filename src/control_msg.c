@@ -134,6 +134,8 @@ int control_msg_user(const struct control_msg *m, int i, char user[TARGET_ID_MAX
 		*state = GOSSIP_UP;
 	else if (strcmp(st->valuestring, "linger") == 0)
 		*state = GOSSIP_LINGER;
+	else if (strcmp(st->valuestring, "gone") == 0)
+		*state = GOSSIP_GONE;
 	else
 		return 0;
 	n = strlen(name->valuestring);
