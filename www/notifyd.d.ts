@@ -49,7 +49,8 @@ export interface OpenDetail {
 
 export interface CloseDetail {
   transport: Transport;
-  /** WebSocket close code (1000 when the client itself closed it). */
+  /** WebSocket close code (1000 when the client itself closed it); over
+   *  SSE only after a "disconnect" event, with its code. */
   code?: number;
   reason?: string;
 }
@@ -74,6 +75,21 @@ export interface AuthFailedDetail {
   status?: number;
 }
 
+/** The client stopped: the server ended the user's session (POST
+ *  /users/<id>/disconnect on the backend).  Over WebSocket a close 4000
+ *  (logged out) or 4001 (banned or revoked), over SSE a "disconnect" event;
+ *  a "close" event with the same code comes first when the connection was
+ *  open.  No reconnect until start() (while a ban or a revocation holds,
+ *  that ends in "authfailed" with status 403). */
+export interface DisconnectedDetail {
+  transport: Transport;
+  /** 4000: logged out; 4001: banned or revoked. */
+  code: 4000 | 4001 | (number & {});
+  /** The message given to the disconnect call, or "logged out", "banned",
+   *  "revoked". */
+  reason: string;
+}
+
 export interface NotifydEventMap<T = unknown> {
   message: MessageDetail<T>;
   recovered: RecoveredDetail;
@@ -81,12 +97,14 @@ export interface NotifydEventMap<T = unknown> {
   close: CloseDetail;
   error: ErrorDetail;
   authfailed: AuthFailedDetail;
+  disconnected: DisconnectedDetail;
 }
 
+/** "stopped": after "authfailed" or "disconnected", until start(). */
 export type NotifydState = "connecting" | "open" | "stopped" | "closed";
 
 /** Connects at once; reconnects with backoff and resumes until close(),
- *  or until "authfailed" (then start()). */
+ *  or until "authfailed" or "disconnected" (then start()). */
 export declare class Notifyd<T = unknown> extends EventTarget {
   constructor(options: NotifydOptions);
 
@@ -101,8 +119,9 @@ export declare class Notifyd<T = unknown> extends EventTarget {
    *  removes it. */
   on<K extends keyof NotifydEventMap<T>>(type: K, listener: (detail: NotifydEventMap<T>[K]) => void): () => void;
 
-  /** Connects again after "authfailed" (calling the token function again);
-   *  does nothing while running; throws after close(). */
+  /** Connects again after "authfailed" or "disconnected" (calling the
+   *  token function again); does nothing while running; throws after
+   *  close(). */
   start(): void;
   /** Closes the connection and stops for good. */
   close(): void;

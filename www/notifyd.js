@@ -7,6 +7,7 @@
 //   n.on("message", ({ id, data }) => { show(data); localStorage.setItem("notifyd.last", id); });
 //   n.on("recovered", (f) => { if (!f.recovered) reloadFromServer(); });
 //   n.on("authfailed", () => login().then(() => n.start()));
+//   n.on("disconnected", ({ code, reason }) => showLoggedOut(code, reason));
 //
 // WebSocket with the notifyd.v2 subprotocol first; Server-Sent Events
 // (GET /sse) when WebSocket cannot get through but /sse answers, and
@@ -17,6 +18,11 @@
 // ("full jitter").  A 1008 close (token expired or refused) or a 401/403
 // stops the client with "authfailed" instead of retrying: give it a new
 // token (a token function is called again on each connect) and start().
+// When the server ends the user's session (POST /users/<id>/disconnect: a
+// WebSocket close 4000 "logged out" or 4001 "banned"/"revoked", or an SSE
+// "disconnect" event) the client stops with "disconnected" {transport,
+// code, reason}: no reconnect, no fallback, until start() is called.
+// Other 4000-4999 closes are retried like any other close.
 
 const DEFAULTS = {
   transports: ['websocket', 'sse'],
@@ -64,7 +70,7 @@ export class Notifyd extends EventTarget {
     return () => this.removeEventListener(type, h);
   }
 
-  /** Connects again after "authfailed" (the constructor starts the client). */
+  /** Connects again after "authfailed" or "disconnected" (the constructor starts the client). */
   start() {
     if (this.#closed) throw new Error('Notifyd: close() was called, make a new one');
     if (!this.#stopped) return;
@@ -182,6 +188,19 @@ export class Notifyd extends EventTarget {
     // as the WebSocket frames.
     for (const type of ['hello', 'recovered'])
       es.addEventListener(type, (ev) => { if (live()) this.#frame(ev.data); });
+    // The session was ended ({"code":4000,"reason":"logged out"}), then the
+    // stream ends: closed before the browser can reconnect by itself.
+    es.addEventListener('disconnect', (ev) => {
+      if (!live()) return;
+      let d;
+      try { d = JSON.parse(ev.data); } catch { d = null; }
+      const code = d && typeof d.code === 'number' ? d.code : 4000;
+      const reason = d && typeof d.reason === 'string' ? d.reason : '';
+      const was = opened;
+      opened = false;
+      es.close();
+      this.#lost(gen, was, { code, reason }, true);
+    });
     es.onerror = () => {
       if (!live()) return;
       const was = opened;
@@ -212,14 +231,17 @@ export class Notifyd extends EventTarget {
     else if (f.type === 'recovered') this.#emit('recovered', f);
   }
 
-  // The connection ended (opened: it had been open).
-  #lost(gen, opened, info) {
+  // The connection ended (opened: it had been open; ended: the server
+  // ended the session, whatever the code).
+  #lost(gen, opened, info, ended = false) {
     if (gen !== this.#gen) return;
     const kind = this.#kind;
     this.#sock = null;
     this.#open = false;
     if (opened) this.#emit('close', { transport: kind, ...info });
-    if (info.code === 1008) return this.#authFailed({ transport: kind, ...info });
+    if (info.code === 1008) return this.#stop('authfailed', { transport: kind, ...info });
+    if (ended || info.code === 4000 || info.code === 4001)
+      return this.#stop('disconnected', { transport: kind, code: info.code, reason: info.reason });
     if (!opened) {
       this.#fails++;
       if (kind === 'websocket') this.#wsFails++;
@@ -235,7 +257,7 @@ export class Notifyd extends EventTarget {
     if (probe) {
       const status = await this.#probe();
       if (gen !== this.#gen) return;
-      if (status === 401 || status === 403) return this.#authFailed({ transport: this.#kind, status });
+      if (status === 401 || status === 403) return this.#stop('authfailed', { transport: this.#kind, status });
       // /sse answers while WebSocket fails: a proxy in the way, use SSE now.
       if (status === 200 && this.#kind === 'websocket' && this.#o.transports.includes('sse')) {
         this.#toSse();
@@ -276,10 +298,11 @@ export class Notifyd extends EventTarget {
     }
   }
 
-  #authFailed(detail) {
+  // "authfailed" or "disconnected": no retry until start().
+  #stop(type, detail) {
     this.#stopped = true;
     this.#halt();
-    this.#emit('authfailed', detail);
+    this.#emit(type, detail);
   }
 }
 
