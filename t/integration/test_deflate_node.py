@@ -13,17 +13,14 @@ Environment: TEST_NODE_PATH (a node_modules dir with ws)."""
 import base64
 import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
-import threading
-import time
 
 import pytest
 
 import harness
 from test_deflate import PMD, json_body
+from test_demo_page import NodeRun
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -62,70 +59,6 @@ def node_ws(session):
                 % (" or ".join(c for c in candidates if c), HOWTO), pytrace=False)
 
 
-class NodeClient:
-    """ws_node_client.cjs as a child process; JSON lines from its stdout."""
-
-    def __init__(self, node, node_path, url, count, workdir):
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "NODE_PATH": node_path, "LANG": "C.UTF-8"}
-        self.err_path = os.path.join(workdir, "ws_node_client.stderr")
-        self.err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([node, SCRIPT, url, str(count)], env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=self.err, cwd=workdir,
-                                     start_new_session=True)
-        self.lines = queue.Queue()
-        self.seen = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            self.lines.put(raw.decode("utf-8", "replace"))
-        self.lines.put(None)
-
-    def step(self, name, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no %r from ws_node_client.cjs within %.0fs; seen %s; stderr: %s"
-                                     % (name, timeout, self._seen(), self.stderr()))
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError("ws_node_client.cjs ended (status %s) before %r; seen %s; stderr: %s"
-                                     % (self.proc.wait(10), name, self._seen(), self.stderr()))
-            obj = json.loads(line)
-            self.seen.append(obj)
-            if obj.get("step") == "error":
-                raise AssertionError("ws_node_client.cjs failed before %r: %s" % (name, obj.get("message")))
-            if obj.get("step") == name:
-                return obj
-
-    def _seen(self):
-        return [{k: (v if k != "b64" else "%d chars" % len(v)) for k, v in o.items()} for o in self.seen[-10:]]
-
-    def stderr(self):
-        try:
-            with open(self.err_path, "rb") as f:
-                return f.read()[-2000:].decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except OSError:
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.err.close()
-
-
 def test_node_ws_negotiates_deflate_and_gets_everything_intact(node_ws, start_notifyd, publisher, workdir,
                                                                note):
     node, node_path, version = node_ws
@@ -149,15 +82,15 @@ def test_node_ws_negotiates_deflate_and_gets_everything_intact(node_ws, start_no
     ]
     want = [body for key, body in plan if key != "user.other"]
     assert sum(len(b) < 256 for b in want) == 4 and sum(len(b) > 1900 for b in want) == 5
-    c = NodeClient(node, node_path, d.ws_url("nw"), len(want), workdir)
+    c = NodeRun(node, node_path, [d.ws_url("nw"), str(len(want))], workdir, script=SCRIPT)
     try:
-        opened = c.step("open")
+        opened = c.step("open", 30)
         assert opened["extensions"] == PMD, \
             "ws did not negotiate permessage-deflate with notifyd: ws.extensions = %r" % opened["extensions"]
         for key, body in plan:
             publisher.publish(key, body)
-        got = [c.step("message") for _ in want]
-        done = c.step("done")
+        got = [c.step("message", 30) for _ in want]
+        done = c.step("done", 30)
     finally:
         c.stop()
     assert [m["binary"] for m in got] == [False] * len(want), "every message is a text message"

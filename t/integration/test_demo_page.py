@@ -107,7 +107,8 @@ class NodeRun:
                "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
         if os.environ.get("CHROMIUM"):
             env["CHROMIUM"] = os.environ["CHROMIUM"]
-        self.err_path = os.path.join(workdir, os.path.basename(script) + ".stderr")
+        self.name = os.path.basename(script)
+        self.err_path = os.path.join(workdir, self.name + ".stderr")
         self.err = open(self.err_path, "wb")
         self.proc = subprocess.Popen([node, script] + args, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.err, cwd=workdir,
@@ -126,15 +127,15 @@ class NodeRun:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError("no %r from demo_page.cjs within %.0fs; seen %r; stderr: %s"
-                                     % (name, timeout, self.seen, self.stderr()))
+                raise AssertionError("no %r from %s within %.0fs; seen %s; stderr: %s"
+                                     % (name, self.name, timeout, self._seen(), self.stderr()))
             try:
                 line = self.lines.get(timeout=left)
             except queue.Empty:
                 continue
             if line is None:
-                raise AssertionError("demo_page.cjs ended (status %s) before %r; seen %r; stderr: %s"
-                                     % (self.proc.wait(10), name, self.seen, self.stderr()))
+                raise AssertionError("%s ended (status %s) before %r; seen %s; stderr: %s"
+                                     % (self.name, self.proc.wait(10), name, self._seen(), self.stderr()))
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -142,9 +143,14 @@ class NodeRun:
                 continue
             self.seen.append(obj)
             if obj.get("step") == "error":
-                raise AssertionError("demo_page.cjs failed at %r: %s" % (name, obj.get("message")))
+                raise AssertionError("%s failed at %r: %s" % (self.name, name, obj.get("message")))
             if obj.get("step") == name:
                 return obj
+
+    def _seen(self):
+        """The last lines, long values cut (a 60 KB body in base64 says nothing)."""
+        return repr([{k: (v if not isinstance(v, str) or len(v) < 200 else "%d chars" % len(v))
+                      for k, v in o.items()} if isinstance(o, dict) else o for o in self.seen[-10:]])
 
     def stderr(self):
         try:
