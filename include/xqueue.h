@@ -36,6 +36,11 @@ void xqueue_destroy(struct xqueue *q);
  * or closed. */
 int xqueue_push(struct xqueue *q, const void *item);
 
+/* Copy n elements in, in order, under one lock and with one wake-up.
+ * Returns the number copied: fewer than n only when out of memory or
+ * closed (the rest were not taken). */
+size_t xqueue_push_n(struct xqueue *q, const void *items, size_t n);
+
 /* Block until an element is available and copy it to out: returns 1, or 0
  * when the queue is closed and empty. */
 int xqueue_pop_wait(struct xqueue *q, void *out);

@@ -40,6 +40,7 @@
 #define CONTROL_IN_BATCH 64
 #define CONTROL_BODY_MAX (1024 * 1024)
 #define CONTROL_SNAPSHOT_USERS 500	/* users per gossip message */
+#define CONTROL_HELD_MAX 1024		/* sends held in one pass before they cross */
 
 /* A command waiting for the broker's confirm. */
 struct pending {
@@ -67,6 +68,8 @@ struct control {
 	struct xqueue *outq, *inq;
 	struct event *in_ev, *tick_ev, *flush_ev;
 	cJSON *gossip;			/* users not told yet (a "users" list) */
+	struct ctl_out *held;		/* sends of this loop pass, in order */
+	size_t nheld, held_cap;
 	char boot[PRESENCE_BOOT_MAX];
 	uint64_t next_id;
 	uint64_t next_beat_ms, next_sweep_ms;
@@ -82,6 +85,43 @@ const char *control_instance(const struct control *c)
 }
 
 /* ---- out ------------------------------------------------------------------ */
+
+/* Hand the held sends to the control thread: one lock and one wake-up for
+ * all of them. */
+static void control_push_held(struct control *c)
+{
+	size_t n = xqueue_push_n(c->outq, c->held, c->nheld);
+
+	for (size_t i = n; i < c->nheld; i++) {
+		free(c->held[i].body);
+		stats_add(&c->gw->stats->control_dropped, 1);
+	}
+	c->nheld = 0;
+}
+
+/* Sends wait for the end of the loop pass (flush_ev) and cross together:
+ * a connect storm with events on wakes the control thread once per pass,
+ * not once per new user. */
+static void control_hold(struct control *c, const struct ctl_out *o)
+{
+	if (c->nheld == CONTROL_HELD_MAX)
+		control_push_held(c);
+	if (c->nheld == c->held_cap) {
+		size_t ncap = c->held_cap != 0 ? 2 * c->held_cap : 64;
+		struct ctl_out *n = realloc(c->held, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			free(o->body);
+			stats_add(&c->gw->stats->control_dropped, 1);
+			return;
+		}
+		c->held = n;
+		c->held_cap = ncap;
+	}
+	c->held[c->nheld++] = *o;
+	if (!event_pending(c->flush_ev, EV_TIMEOUT, NULL))
+		event_active(c->flush_ev, EV_TIMEOUT, 0);
+}
 
 static void control_send(struct control *c, enum ctl_out_kind kind, uint64_t id, const char *rk,
     const char *corr, cJSON *msg)
@@ -99,10 +139,7 @@ static void control_send(struct control *c, enum ctl_out_kind kind, uint64_t id,
 		snprintf(o.routing_key, sizeof(o.routing_key), "%s", rk);
 	if (corr != NULL)
 		snprintf(o.correlation_id, sizeof(o.correlation_id), "%s", corr);
-	if (xqueue_push(c->outq, &o) < 0) {
-		free(o.body);
-		stats_add(&c->gw->stats->control_dropped, 1);
-	}
+	control_hold(c, &o);
 }
 
 /* A message of ours, with its sender. */
@@ -144,9 +181,12 @@ static void control_flush_gossip(struct control *c)
 
 static void control_on_flush(evutil_socket_t fd, short what, void *arg)
 {
+	struct control *c = arg;
+
 	(void)fd;
 	(void)what;
-	control_flush_gossip(arg);
+	control_flush_gossip(c);
+	control_push_held(c);
 }
 
 static void control_gossip(void *arg, enum presence_gossip type, const char *user, size_t len, uint64_t since_ms)
@@ -672,6 +712,8 @@ void control_goodbye(struct control *c)
 		control_flush_gossip(c);
 		control_send(c, CTL_OUT_COMMAND, 0, NULL, NULL, control_msg(c, "bye"));
 	}
+	if (c != NULL)
+		control_push_held(c);
 }
 
 void control_free(struct control *c)
@@ -702,6 +744,9 @@ void control_free(struct control *c)
 	if (c->flush_ev != NULL)
 		event_free(c->flush_ev);
 	cJSON_Delete(c->gossip);
+	for (size_t i = 0; i < c->nheld; i++)
+		free(c->held[i].body);
+	free(c->held);
 	presence_free(c->gw->presence);
 	sessions_free(c->gw->sessions);
 	c->gw->presence = NULL;

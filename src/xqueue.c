@@ -74,23 +74,33 @@ static void xqueue_signal(struct xqueue *q)
 	q->signalled = true;
 }
 
-int xqueue_push(struct xqueue *q, const void *item)
+size_t xqueue_push_n(struct xqueue *q, const void *items, size_t n)
 {
+	size_t i;
+
 	pthread_mutex_lock(&q->mu);
-	if (q->closed || (q->count == q->cap && xqueue_grow(q) < 0)) {
-		pthread_mutex_unlock(&q->mu);
-		return -1;
+	for (i = 0; i < n && !q->closed; i++) {
+		if (q->count == q->cap && xqueue_grow(q) < 0)
+			break;
+		memcpy(q->ring + ((q->head + q->count) % q->cap) * q->elem,
+		    (const unsigned char *)items + i * q->elem, q->elem);
+		q->count++;
 	}
-	memcpy(q->ring + ((q->head + q->count) % q->cap) * q->elem, item, q->elem);
-	q->count++;
 	/* The receiver drains everything it finds, so pushes made while it is
 	 * already signalled ride on the same wake-up. */
-	if (q->efd < 0)
+	if (i > 1 && q->efd < 0)
+		pthread_cond_broadcast(&q->cond);
+	else if (i > 0 && q->efd < 0)
 		pthread_cond_signal(&q->cond);
-	else
+	else if (i > 0)
 		xqueue_signal(q);
 	pthread_mutex_unlock(&q->mu);
-	return 0;
+	return i;
+}
+
+int xqueue_push(struct xqueue *q, const void *item)
+{
+	return xqueue_push_n(q, item, 1) == 1 ? 0 : -1;
 }
 
 int xqueue_pop_wait(struct xqueue *q, void *out)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tap.h"
 #include "xqueue.h"
@@ -105,10 +106,29 @@ int main(void)
 		ok(got == 1000 && all, "1000 items through a grown ring, in order");
 	}
 	ok(!readable(&q), "not readable after the ring was emptied");
+	{
+		int many[300], all = 1, got = 0, buf[64];
+		uint64_t count;
+
+		for (int i = 0; i < 300; i++)
+			many[i] = i;
+		ok(xqueue_push_n(&q, many, 300) == 300, "push_n takes 300 at once (the ring grows)");
+		count = 0;
+		if (read(xqueue_fd(&q), &count, sizeof(count)) != (ssize_t)sizeof(count))
+			count = 0;
+		ok(count == 1, "with one wake-up (eventfd counter %llu)", (unsigned long long)count);
+		ok(write(xqueue_fd(&q), &count, sizeof(count)) == (ssize_t)sizeof(count), "(counter put back)");
+		while ((n = xqueue_drain(&q, buf, 64)) > 0)
+			for (size_t i = 0; i < n; i++)
+				all &= buf[i] == got++;
+		ok(got == 300 && all, "and they come out in order");
+		ok(xqueue_push_n(&q, many, 0) == 0 && !readable(&q), "push_n of nothing wakes nobody");
+	}
 	xqueue_close(&q);
 	ok(readable(&q), "close wakes the receiver");
 	v = 9;
 	ok(xqueue_push(&q, &v) < 0, "push after close is refused");
+	ok(xqueue_push_n(&q, out, 3) == 0, "push_n after close takes nothing");
 	ok(xqueue_drain(&q, out, 8) == 0 && !readable(&q), "drain after close clears the wake-up");
 	xqueue_destroy(&q);
 	stress();
