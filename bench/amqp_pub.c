@@ -20,7 +20,7 @@
 int main(int argc, char **argv)
 {
 	const char *url = NULL, *exchange = "notifications", *prefix = "", *label = "", *delq = NULL;
-	int no_declare = 0, declare_only = 0, bcast = 0, persistent = 0;
+	int no_declare = 0, declare_only = 0, bcast = 0, persistent = 0, typical = 0;
 	long users = 1000, count = 10000, pad_len = 0;
 	double rate = 0, tick_ms = 1;
 	const struct bench_opt opts[] = {
@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 		OPT("count", 'n', OPT_LONG, &count, "M", "messages to send (10000)"),
 		OPT("tick-ms", 0, OPT_DOUBLE, &tick_ms, "T", "token bucket tick (1)"),
 		OPT("pad", 0, OPT_LONG, &pad_len, "BYTES", "extra body bytes (0)"),
+		OPT("typical", 0, OPT_FLAG, &typical, NULL, "the pad is typical notification JSON, not 'x's"),
 		OPT("persistent", 0, OPT_FLAG, &persistent, NULL, "delivery mode 2 (default transient)"),
 		OPT("label", 0, OPT_STR, &label, "S", NULL),
 		OPT_END
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
 		printf("{\"tool\":\"amqp_pub\",\"declared\":\"%s\"}\n", exchange);
 		return 0;
 	}
-	pad = make_pad(pad_len);
+	pad = typical ? make_typical_pad(pad_len) : make_pad(pad_len);
 	memset(&props, 0, sizeof(props));
 	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
 	props.content_type = amqp_cstring_bytes("application/json");

@@ -233,6 +233,87 @@ static inline char *make_pad(long bytes)
 	return p;
 }
 
+/* A "typical JSON" pad of exactly `bytes` bytes (when bytes >= 64) for
+ * body_format: it closes the "pad" string and adds what an activity digest
+ * of a team carries (event ids, the colleague who acted, a link into one of
+ * a few projects, a title in words, a time), then opens a "note" string that
+ * body_format's closing quote ends, so the body stays valid JSON.  The ids
+ * and titles are random, the people and projects a small set, as in a
+ * real feed.  Deterministic (fixed seed): every message has the same pad,
+ * which a broadcast compressed once per message sees anyway.  make_pad's 'x'
+ * run would compress 50-fold and say nothing about real payloads. */
+static inline unsigned typ_rnd(unsigned *r)
+{
+	*r ^= *r << 13;
+	*r ^= *r >> 17;
+	*r ^= *r << 5;
+	return *r;
+}
+
+static inline char *make_typical_pad(long bytes)
+{
+	static const char *const words[] = { "the", "release", "build", "review", "comment", "merged", "pull",
+		"request", "deploy", "staging", "production", "invoice", "payment", "order", "shipped", "your",
+		"team", "meeting", "moved", "to", "tomorrow", "at", "new", "message", "from", "project", "update",
+		"alert", "threshold", "exceeded", "on", "server", "disk", "usage", "report", "ready", "download",
+		"weekly", "summary", "assigned", "ticket", "priority", "high", "low", "customer", "replied",
+		"invitation", "accepted", "calendar", "event", "starts", "in", "minutes", "password", "changed",
+		"security", "login", "device", "approved", "rejected" };
+	static const char *const people[] = { "Anna Schmidt", "Ben Okafor", "Carla Rossi", "David Nguyen",
+		"Elif Kowalski", "Farid Haddad", "Grace Svensson", "Hugo Moreau" };
+	static const char *const types[] = { "comment", "mention", "assignment", "status", "reminder" };
+	static const char *const projects[] = { "billing-api", "mobile-app", "web-frontend" };
+	static const char *const kinds[] = { "issue", "pull", "doc" };
+	unsigned r = 0x2545f491u, sec = 0;
+	size_t cap = (size_t)(bytes < 64 ? 64 : bytes) + 1, len = 0;
+	char *p, item[1024];
+	int first_item = 1;
+
+	if (bytes < 64)
+		return make_pad(bytes);
+	p = malloc(cap);
+	if (p == NULL) {
+		perror("malloc");
+		exit(1);
+	}
+	len = (size_t)snprintf(p, cap, "\",\"items\":[");
+	for (;;) {
+		char title[300];
+		size_t tl = 0;
+		unsigned nw = 4 + typ_rnd(&r) % 5, k, who = typ_rnd(&r) % 8, pr = typ_rnd(&r) % 3;
+		unsigned id1 = typ_rnd(&r), id2 = typ_rnd(&r) & 0xffff, ty = typ_rnd(&r) % 5, ki = typ_rnd(&r) % 3;
+		unsigned num = 100 + typ_rnd(&r) % 900, cm = typ_rnd(&r) % 10000;
+		int n;
+
+		for (k = 0; k < nw; k++)
+			tl += (size_t)snprintf(title + tl, sizeof(title) - tl, "%s%s", k ? " " : "",
+			    words[typ_rnd(&r) % (sizeof(words) / sizeof(words[0]))]);
+		sec += 1 + typ_rnd(&r) % 300;
+		n = snprintf(item, sizeof(item),
+		    "%s{\"id\":\"evt_%08x%04x\",\"type\":\"%s\",\"actor\":{\"id\":%u,\"name\":\"%s\","
+		    "\"avatar\":\"https://cdn.example.com/avatars/%u.png\"},\"object\":{\"kind\":\"%s\","
+		    "\"project\":\"%s\",\"url\":\"https://app.example.com/%s/%ss/%u#comment-%u\",\"title\":\"%s\"},"
+		    "\"created_at\":\"2026-12-05T%02u:%02u:%02uZ\",\"read\":false}",
+		    first_item ? "" : ",", id1, id2, types[ty], 10400 + who, people[who], 10400 + who, kinds[ki],
+		    projects[pr], projects[pr], kinds[ki], num, cm, title, 9 + sec / 3600 % 12, sec / 60 % 60, sec % 60);
+		if (len + (size_t)n + 12 + 1 > (size_t)bytes)
+			break;
+		memcpy(p + len, item, (size_t)n);
+		len += (size_t)n;
+		first_item = 0;
+	}
+	len += (size_t)snprintf(p + len, cap - len, "],\"note\":\"");
+	while (len < (size_t)bytes) {
+		const char *w = words[typ_rnd(&r) % (sizeof(words) / sizeof(words[0]))];
+
+		p[len++] = ' ';
+		for (; *w && len < (size_t)bytes; w++)
+			p[len++] = *w;
+	}
+	p[len] = '\0';
+	return p;
+}
+
 /* Raise the soft limit of open files to the hard limit; returns it. */
 static inline long raise_nofile(void)
 {

@@ -47,6 +47,7 @@ static struct {
 	const char *host, *path, *prefix, *label;
 	int port;
 	long conns, pipeline, users, count, pad_len;
+	int typical;
 	int bcast, affinity;
 	double rate, duration;
 	char headers[4096];
@@ -373,6 +374,7 @@ static const struct bench_opt opts[] = {
 	OPT("duration", 0, OPT_DOUBLE, &o.duration, "S", "stop after S seconds anyway (60)"),
 	OPT_WITH(add_header, "header", 0, o.headers, "'H: V'", "extra request header (repeatable)"),
 	OPT("pad", 0, OPT_LONG, &o.pad_len, "BYTES", NULL),
+	OPT("typical", 0, OPT_FLAG, &o.typical, NULL, "the pad is typical notification JSON, not 'x's"),
 	OPT("label", 0, OPT_STR, &o.label, "S", NULL),
 	OPT_END
 };
@@ -398,7 +400,7 @@ int main(int argc, char **argv)
 	ipv4_dst(PROG, &dst, o.host, o.port);
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
-	pad = make_pad(o.pad_len);
+	pad = o.typical ? make_typical_pad(o.pad_len) : make_pad(o.pad_len);
 	hist_init(&lat);
 	base = event_base_new();
 	hc = calloc((size_t)o.conns, sizeof(*hc));

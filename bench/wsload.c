@@ -11,7 +11,18 @@
  *
  * Protocols: plain WebSocket text frames (notifyd, nchan) or STOMP 1.2 over
  * WebSocket (Web-STOMP: CONNECT, SUBSCRIBE /exchange/notifications/user.<id>
- * and .../broadcast, MESSAGE frames).
+ * and .../broadcast, MESSAGE frames), or Server-Sent Events (--sse: GET
+ * with Accept: text/event-stream over HTTP/1.1, close-delimited or chunked;
+ * every unnamed event's data lines are one message, named events such as
+ * notifyd's "hello" and ":" comments are counted apart).
+ *
+ * --deflate offers permessage-deflate (RFC 7692, client_no_context_takeover)
+ * and inflates what arrives (raw inflate of the payload + 00 00 ff ff), so
+ * that latency includes the inflate and rx_wire_bytes (frame headers and
+ * payloads as received, counted while the run is on) against
+ * rx_payload_bytes (the messages after inflating) show what compression
+ * saved.  Without server_no_context_takeover in the answer a connection
+ * keeps its own inflater; with it, one per process serves all.
  *
  * With --procs P the connections are shared by P forked processes (each can
  * hold about RLIMIT_NOFILE sockets); the parent merges their results and
@@ -37,6 +48,7 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <zlib.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -46,8 +58,11 @@
 #define MAX_FRAME (1u << 20)
 #define NSTATUS 600
 
-enum proto { PROTO_WS, PROTO_STOMP };
+enum proto { PROTO_WS, PROTO_STOMP, PROTO_SSE };
 enum cstate { C_IDLE, C_HANDSHAKE, C_STOMP_CONNECT, C_STOMP_SUB, C_READY, C_DONE };
+
+/* SSE over chunked transfer coding: where the de-chunker is. */
+enum chunk_state { CH_SIZE, CH_DATA, CH_CRLF };
 
 struct win {
 	int64_t last;		/* highest sequence seen, -1 none */
@@ -63,6 +78,14 @@ struct conn {
 	uint64_t unique;	/* unique messages received */
 	unsigned char *frag;	/* continuation buffer */
 	size_t frag_len;
+	uint32_t in_seen;	/* input bytes already counted in rx_wire_bytes */
+	uint8_t deflate;	/* permessage-deflate agreed */
+	uint8_t frag_z;		/* the fragmented message in frag is compressed */
+	uint8_t chunked;	/* SSE: Transfer-Encoding: chunked */
+	uint8_t chunk_state;
+	uint32_t chunk_left;
+	z_stream *zs;		/* own inflater: the server keeps its context */
+	struct evbuffer *sse;	/* SSE: the de-chunked stream (chunked only) */
 };
 
 struct opts {
@@ -90,6 +113,8 @@ struct opts {
 	const char *label;
 	const char *user_prefix;
 	const char *jwt_secret;	/* HS256 tokens, sent as Authorization: Bearer */
+	int sse;		/* --sse: Server-Sent Events instead of WebSocket */
+	int deflate;		/* --deflate: offer permessage-deflate */
 };
 
 /* What one process sends back to the parent. */
@@ -98,6 +123,8 @@ struct result {
 	uint64_t first_start_ns, last_ready_ns;	/* realtime */
 	uint64_t received, unique, dups, order, old, parse_errors, stomp_errors, pings;
 	uint64_t uni_unique, bc_unique;
+	uint64_t rx_wire_bytes, rx_payload_bytes, rx_msgs_z, deflate_agreed, inflate_errors;
+	uint64_t sse_named, sse_comments;
 	uint64_t min_ts, first_rx, last_rx;	/* realtime ns */
 	uint64_t expected;
 	uint64_t cpu_ns;	/* user + system time of the process */
@@ -203,6 +230,15 @@ static void conn_free(struct conn *c)
 	}
 	free(c->frag);
 	c->frag = NULL;
+	if (c->zs != NULL) {
+		inflateEnd(c->zs);
+		free(c->zs);
+		c->zs = NULL;
+	}
+	if (c->sse != NULL) {
+		evbuffer_free(c->sse);
+		c->sse = NULL;
+	}
 	c->state = C_DONE;
 }
 
@@ -386,6 +422,248 @@ static void on_text(struct conn *c, const char *p, size_t len)
 		on_message(c, p, len);
 }
 
+/* permessage-deflate: the message's payload + 00 00 ff ff, raw inflate
+ * (RFC 7692 7.2.2).  One inflater per process, reset per message, when the
+ * server compresses each message alone (server_no_context_takeover); the
+ * connection's own otherwise.  Returns 0, or -1 (the error is counted). */
+static z_stream *shared_zs;
+static unsigned char *zbuf;
+static size_t zcap;
+
+static z_stream *new_inflater(void)
+{
+	z_stream *z = calloc(1, sizeof(*z));
+
+	if (z == NULL || inflateInit2(z, -15) != Z_OK) {
+		free(z);
+		return NULL;
+	}
+	return z;
+}
+
+static int inflate_message(struct conn *c, const unsigned char *p, size_t len, const char **out, size_t *olen)
+{
+	static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };
+	z_stream *z = c->zs;
+	size_t have = 0;
+	int rc = Z_OK;
+
+	if (z == NULL) {
+		if (shared_zs == NULL)
+			shared_zs = new_inflater();
+		z = shared_zs;
+		if (z == NULL)
+			return -1;
+		inflateReset(z);
+	}
+	if (zbuf == NULL) {
+		zcap = 65536;
+		zbuf = malloc(zcap);
+		if (zbuf == NULL)
+			return -1;
+	}
+	for (int part = 0; part < 2; part++) {
+		z->next_in = (unsigned char *)(part == 0 ? p : tail);
+		z->avail_in = (uInt)(part == 0 ? len : sizeof(tail));
+		while (z->avail_in > 0) {
+			if (have == zcap) {
+				unsigned char *nb;
+
+				if (zcap >= MAX_FRAME * 4u)
+					return -1;
+				nb = realloc(zbuf, zcap * 2);
+				if (nb == NULL)
+					return -1;
+				zbuf = nb;
+				zcap *= 2;
+			}
+			z->next_out = zbuf + have;
+			z->avail_out = (uInt)(zcap - have);
+			rc = inflate(z, Z_SYNC_FLUSH);
+			have = zcap - z->avail_out;
+			if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END)
+				return -1;
+			if (rc == Z_STREAM_END)
+				break;
+			if (rc == Z_BUF_ERROR && z->avail_out > 0)
+				break;	/* no progress possible */
+		}
+	}
+	*out = (const char *)zbuf;
+	*olen = have;
+	return 0;
+}
+
+/* A whole data message, compressed or not. */
+static void on_data_message(struct conn *c, const unsigned char *p, size_t len, int compressed)
+{
+	if (compressed) {
+		const char *m;
+		size_t mlen;
+
+		R->rx_msgs_z++;
+		if (!c->deflate || inflate_message(c, p, len, &m, &mlen) != 0) {
+			R->inflate_errors++;
+			set_error("", c->deflate ? "inflate failed" : "RSV1 without permessage-deflate");
+			return;
+		}
+		if (phase == 2)
+			R->rx_payload_bytes += mlen;
+		on_text(c, m, mlen);
+		return;
+	}
+	if (phase == 2)
+		R->rx_payload_bytes += len;
+	on_text(c, (const char *)p, len);
+}
+
+/* ---- Server-Sent Events -------------------------------------------------- */
+
+/* One event (the lines before a blank line): unnamed (or "message") with
+ * data is a notification; the data lines joined by \n. */
+static void sse_event(struct conn *c, const char *p, size_t len)
+{
+	static char *data;
+	static size_t cap;
+	size_t dlen = 0;
+	int named = 0, has_data = 0;
+	const char *end = p + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n > 0 && p[0] == ':') {
+			R->sse_comments++;
+		} else if (n >= 5 && memcmp(p, "data:", 5) == 0) {
+			const char *v = p + 5;
+			size_t vn = n - 5;
+
+			if (vn > 0 && *v == ' ') {
+				v++;
+				vn--;
+			}
+			if (dlen + vn + 1 > cap) {
+				size_t nc = (dlen + vn + 1) * 2;
+				char *nd = realloc(data, nc);
+
+				if (nd == NULL) {
+					R->parse_errors++;
+					return;
+				}
+				data = nd;
+				cap = nc;
+			}
+			if (has_data)
+				data[dlen++] = '\n';
+			memcpy(data + dlen, v, vn);
+			dlen += vn;
+			has_data = 1;
+		} else if (n >= 6 && memcmp(p, "event:", 6) == 0) {
+			const char *v = p + 6;
+			size_t vn = n - 6;
+
+			if (vn > 0 && *v == ' ') {
+				v++;
+				vn--;
+			}
+			named = !(vn == 7 && memcmp(v, "message", 7) == 0);
+		}
+		p = nl != NULL ? nl + 1 : end;
+	}
+	if (named) {
+		R->sse_named++;
+		return;
+	}
+	if (has_data) {
+		if (phase == 2)
+			R->rx_payload_bytes += dlen;
+		on_message(c, data, dlen);
+	}
+}
+
+/* The events complete in buf; what is left waits for more bytes. */
+static void sse_events(struct conn *c, struct evbuffer *buf)
+{
+	for (;;) {
+		struct evbuffer_ptr pos = evbuffer_search(buf, "\n\n", 2, NULL);
+		size_t n;
+		unsigned char *p;
+
+		if (pos.pos < 0) {
+			if (evbuffer_get_length(buf) > MAX_FRAME)
+				conn_failed(c, 0, "SSE event too long");
+			return;
+		}
+		n = (size_t)pos.pos + 2;
+		p = evbuffer_pullup(buf, (ev_ssize_t)n);
+		if (p == NULL) {
+			conn_failed(c, 0, "out of memory");
+			return;
+		}
+		sse_event(c, (const char *)p, n - 1);
+		evbuffer_drain(buf, n);
+		if (c->state == C_DONE)
+			return;
+	}
+}
+
+/* Transfer-Encoding: chunked into c->sse. Returns -1 when the stream ended. */
+static int sse_dechunk(struct conn *c, struct evbuffer *in)
+{
+	for (;;) {
+		size_t avail = evbuffer_get_length(in);
+
+		if (c->chunk_state == CH_DATA) {
+			size_t n = avail < c->chunk_left ? avail : c->chunk_left;
+
+			if (n == 0)
+				return 0;
+			evbuffer_remove_buffer(in, c->sse, n);
+			c->chunk_left -= (uint32_t)n;
+			if (c->chunk_left == 0)
+				c->chunk_state = CH_CRLF;
+		} else if (c->chunk_state == CH_CRLF) {
+			if (avail < 2)
+				return 0;
+			evbuffer_drain(in, 2);
+			c->chunk_state = CH_SIZE;
+		} else {
+			struct evbuffer_ptr pos = evbuffer_search(in, "\r\n", 2, NULL);
+			char line[32];
+			size_t n;
+			unsigned long sz;
+
+			if (pos.pos < 0)
+				return avail > 64 ? -1 : 0;
+			n = (size_t)pos.pos < sizeof(line) - 1 ? (size_t)pos.pos : sizeof(line) - 1;
+			evbuffer_copyout(in, line, n);
+			line[n] = '\0';
+			evbuffer_drain(in, (size_t)pos.pos + 2);
+			sz = strtoul(line, NULL, 16);
+			if (sz == 0)
+				return -1;	/* last chunk: the stream ended */
+			c->chunk_left = (uint32_t)sz;
+			c->chunk_state = CH_DATA;
+		}
+	}
+}
+
+static void sse_read(struct conn *c, struct evbuffer *in)
+{
+	if (!c->chunked) {
+		sse_events(c, in);
+		return;
+	}
+	if (sse_dechunk(c, in) < 0) {
+		conn_failed(c, 0, "SSE stream ended");
+		return;
+	}
+	sse_events(c, c->sse);
+}
+
 /* Returns -1 when the connection was freed. */
 static int parse_frames(struct conn *c, struct evbuffer *in)
 {
@@ -393,13 +671,14 @@ static int parse_frames(struct conn *c, struct evbuffer *in)
 		unsigned char h[14];
 		size_t avail = evbuffer_get_length(in), hl = 2;
 		uint64_t plen;
-		int opcode, fin, masked;
+		int opcode, fin, masked, rsv1;
 		unsigned char *p;
 
 		if (avail < 2)
 			return 0;
 		evbuffer_copyout(in, h, avail < sizeof(h) ? avail : sizeof(h));
 		fin = h[0] & 0x80;
+		rsv1 = (h[0] & 0x40) != 0;
 		opcode = h[0] & 0x0f;
 		masked = h[1] & 0x80;
 		plen = h[1] & 0x7f;
@@ -436,8 +715,9 @@ static int parse_frames(struct conn *c, struct evbuffer *in)
 		case 0x1:
 		case 0x2:
 			if (fin) {
-				on_text(c, (const char *)p + hl, plen);
+				on_data_message(c, p + hl, plen, rsv1);
 			} else {
+				c->frag_z = (uint8_t)rsv1;
 				free(c->frag);
 				c->frag = malloc(plen ? plen : 1);
 				if (c->frag == NULL) {
@@ -464,7 +744,7 @@ static int parse_frames(struct conn *c, struct evbuffer *in)
 			memcpy(c->frag + c->frag_len, p + hl, plen);
 			c->frag_len += plen;
 			if (fin) {
-				on_text(c, (const char *)c->frag, c->frag_len);
+				on_data_message(c, c->frag, c->frag_len, c->frag_z);
 				free(c->frag);
 				c->frag = NULL;
 				c->frag_len = 0;
@@ -516,6 +796,50 @@ static int parse_handshake(struct conn *c, struct evbuffer *in)
 	line[n] = '\0';
 	if (sscanf(line, "HTTP/1.%*d %d", &status) != 1)
 		status = 0;
+	if (o.proto == PROTO_SSE || o.deflate) {
+		/* The headers, lower-cased, for what was agreed. */
+		char hdrs[16385];
+		size_t hn = (size_t)pos.pos < sizeof(hdrs) - 1 ? (size_t)pos.pos : sizeof(hdrs) - 1;
+
+		evbuffer_copyout(in, hdrs, hn);
+		hdrs[hn] = '\0';
+		for (size_t i = 0; i < hn; i++)
+			if (hdrs[i] >= 'A' && hdrs[i] <= 'Z')
+				hdrs[i] = (char)(hdrs[i] - 'A' + 'a');
+		if (o.proto == PROTO_SSE) {
+			if (status != 200) {
+				char why[80];
+
+				snprintf(why, sizeof(why), "HTTP status %d", status);
+				conn_failed(c, status, why);
+				return -1;
+			}
+			evbuffer_drain(in, (size_t)pos.pos + 4);
+			if (strstr(hdrs, "\r\ntransfer-encoding: chunked") != NULL) {
+				c->chunked = 1;
+				c->chunk_state = CH_SIZE;
+				c->sse = evbuffer_new();
+				if (c->sse == NULL) {
+					conn_failed(c, 0, "out of memory");
+					return -1;
+				}
+			}
+			conn_became_ready(c);
+			return 0;
+		}
+		if (status == 101 && strstr(hdrs, "\r\nsec-websocket-extensions:") != NULL &&
+		    strstr(hdrs, "permessage-deflate") != NULL) {
+			c->deflate = 1;
+			R->deflate_agreed++;
+			if (strstr(hdrs, "server_no_context_takeover") == NULL) {
+				c->zs = new_inflater();
+				if (c->zs == NULL) {
+					conn_failed(c, 0, "inflateInit2");
+					return -1;
+				}
+			}
+		}
+	}
 	if (status != 101) {
 		char why[80];
 
@@ -545,8 +869,17 @@ static void on_read(struct bufferevent *bev, void *arg)
 	if (c->state == C_HANDSHAKE) {
 		if (parse_handshake(c, in) < 0 || c->state == C_HANDSHAKE)
 			return;
+		c->in_seen = 0;
 	}
-	parse_frames(c, in);
+	/* Bytes as received (frames or the event stream), while the run is on. */
+	if (phase == 2)
+		R->rx_wire_bytes += evbuffer_get_length(in) - c->in_seen;
+	if (o.proto == PROTO_SSE)
+		sse_read(c, in);
+	else if (parse_frames(c, in) < 0)
+		return;
+	if (c->state != C_DONE)
+		c->in_seen = (uint32_t)evbuffer_get_length(in);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -678,11 +1011,17 @@ static void conn_start(struct conn *c)
 	}
 	if (o.jwt_secret != NULL)
 		jwt_header(auth, sizeof(auth), user);
+	if (o.proto == PROTO_SSE)
+		snprintf(req, sizeof(req),
+		    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n%s\r\n",
+		    path, o.host, o.port, auth);
+	else
 	snprintf(req, sizeof(req),
 	    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
+	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
 	    path, o.host, o.port, key64,
-	    o.proto == PROTO_STOMP ? "Sec-WebSocket-Protocol: v12.stomp, v11.stomp, v10.stomp\r\n" : "", auth);
+	    o.proto == PROTO_STOMP ? "Sec-WebSocket-Protocol: v12.stomp, v11.stomp, v10.stomp\r\n" : "",
+	    o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n" : "", auth);
 	bufferevent_write(c->bev, req, strlen(req));
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&dst, sizeof(dst)) != 0) {
 		conn_failed(c, 0, strerror(errno));
@@ -877,7 +1216,11 @@ static const char *proto_name, *stomp_subs;
 
 static const struct bench_opt opts[] = {
 	OPT("target", 0, OPT_STR, &o.target, "notifyd|nchan|webstomp", "presets for --proto and --path"),
-	OPT("proto", 0, OPT_STR, &proto_name, "ws|stomp", "plain WebSocket text frames or STOMP over WebSocket"),
+	OPT("proto", 0, OPT_STR, &proto_name, "ws|stomp|sse",
+	    "plain WebSocket text frames, STOMP over WebSocket, or Server-Sent Events"),
+	OPT("sse", 0, OPT_FLAG, &o.sse, NULL, "Server-Sent Events (--proto sse): notifyd /sse?userId={u}, nchan /sub/{u}"),
+	OPT("deflate", 0, OPT_FLAG, &o.deflate, NULL,
+	    "offer permessage-deflate (client_no_context_takeover) and inflate what arrives"),
 	OPT("host", 0, OPT_STR, &o.host, "ADDR", "server (IPv4), default 127.0.0.1"),
 	OPT("port", 0, OPT_INT, &o.port, "N", NULL),
 	OPT("path", 0, OPT_STR, &o.path, "TEMPLATE", "request path; {u} is replaced by the user id"),
@@ -934,16 +1277,24 @@ static void apply_target(void)
 		i++;
 	if (i == sizeof(presets) / sizeof(presets[0]))
 		bench_usage(PROG, SYNOPSIS, opts);
+	if (o.sse && proto_name == NULL)
+		proto_name = "sse";
 	if (proto_name == NULL)
 		o.proto = presets[i].proto;
 	else if (strcmp(proto_name, "ws") == 0)
 		o.proto = PROTO_WS;
 	else if (strcmp(proto_name, "stomp") == 0)
 		o.proto = PROTO_STOMP;
+	else if (strcmp(proto_name, "sse") == 0)
+		o.proto = PROTO_SSE;
 	else
 		bench_usage(PROG, SYNOPSIS, opts);
+	if (o.proto == PROTO_SSE && (o.deflate || strcmp(o.target, "webstomp") == 0))
+		bench_usage(PROG, SYNOPSIS, opts);
+	/* SSE: notifyd's /sse; nchan's location serves EventSource beside
+	 * WebSocket, told apart by Accept: text/event-stream. */
 	if (o.path == NULL)
-		o.path = presets[i].path;
+		o.path = o.proto == PROTO_SSE && strcmp(o.target, "notifyd") == 0 ? "/sse?userId={u}" : presets[i].path;
 	if (stomp_subs != NULL) {
 		o.sub_user = strstr(stomp_subs, "user") != NULL;
 		o.sub_bcast = strstr(stomp_subs, "broadcast") != NULL;
@@ -1097,6 +1448,13 @@ int main(int argc, char **argv)
 		tot->parse_errors += r->parse_errors;
 		tot->stomp_errors += r->stomp_errors;
 		tot->pings += r->pings;
+		tot->deflate_agreed += r->deflate_agreed;
+		tot->rx_wire_bytes += r->rx_wire_bytes;
+		tot->rx_payload_bytes += r->rx_payload_bytes;
+		tot->rx_msgs_z += r->rx_msgs_z;
+		tot->inflate_errors += r->inflate_errors;
+		tot->sse_named += r->sse_named;
+		tot->sse_comments += r->sse_comments;
 		tot->expected += r->expected;
 		tot->cpu_ns += r->cpu_ns;
 		if (r->min_ts && r->min_ts < tot->min_ts)
@@ -1139,7 +1497,8 @@ int main(int argc, char **argv)
 		printf("{\"tool\":\"wsload\",\"label\":\"%s\",\"target\":\"%s\",\"proto\":\"%s\",\"procs\":%ld,"
 		    "\"conns_wanted\":%ld,\"users\":%ld,\"connected\":%" PRIu64 ",\"failed\":%" PRIu64
 		    ",\"closed_after_ready\":%" PRIu64 ",\"server_closes\":%" PRIu64 ",",
-		    o.label, o.target, o.proto == PROTO_STOMP ? "stomp" : "ws", o.procs, o.conns, o.users,
+		    o.label, o.target, o.proto == PROTO_STOMP ? "stomp" : o.proto == PROTO_SSE ? "sse" : "ws", o.procs,
+		    o.conns, o.users,
 		    tot->connected, tot->failed, tot->closed_after_ready, tot->server_close);
 		printf("\"fail_status\":{");
 		for (int i = 0; i < NSTATUS; i++)
@@ -1162,6 +1521,11 @@ int main(int argc, char **argv)
 		    rxspan, span, rxspan > 0 ? (double)tot->unique / rxspan : 0,
 		    span > 0 ? (double)tot->unique / span : 0);
 		printf("\"go_real_ns\":%" PRIu64 ",\"client_cpu_s\":%.3f,", go_real, (double)tot->cpu_ns / 1e9);
+		printf("\"deflate_offered\":%s,\"deflate_agreed\":%" PRIu64 ",\"rx_wire_bytes\":%" PRIu64
+		    ",\"rx_payload_bytes\":%" PRIu64 ",\"rx_msgs_compressed\":%" PRIu64 ",\"inflate_errors\":%" PRIu64
+		    ",\"sse_named_events\":%" PRIu64 ",\"sse_comments\":%" PRIu64 ",",
+		    o.deflate ? "true" : "false", tot->deflate_agreed, tot->rx_wire_bytes, tot->rx_payload_bytes,
+		    tot->rx_msgs_z, tot->inflate_errors, tot->sse_named, tot->sse_comments);
 		hist_json(stdout, "lat_unicast", &tot->uni);
 		printf(",");
 		hist_json(stdout, "lat_bcast", &tot->bc);
