@@ -1,6 +1,6 @@
 // browser_lib.cjs - what the Chromium drivers of the integration tests
-// share: launching Debian's headless Chromium, JSON-line steps, and
-// sending a notification with POST /push from Node.
+// share: launching Debian's headless Chromium, JSON-line steps, waiting
+// for a condition, and sending a notification with POST /push from Node.
 'use strict';
 
 const { chromium } = require('playwright-core');
@@ -24,6 +24,17 @@ async function push(base, key, body) {
   if (r.status !== 202) throw new Error('push answered ' + r.status);
 }
 
+// Poll fn every 100 ms until it answers true; after ms, an error naming
+// what was awaited.
+async function until(what, fn, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('timed out waiting for ' + what);
+}
+
 // Run main(browser) with a fresh browser; any failure is an "error" step
 // and exit status 1.
 async function run(main) {
@@ -39,4 +50,4 @@ async function run(main) {
   }
 }
 
-module.exports = { say, push, run };
+module.exports = { say, push, run, until };

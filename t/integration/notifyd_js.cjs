@@ -29,20 +29,11 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { say, push: pushTo, run, until } = require('./browser_lib.cjs');
 
 const [base, pushKey, scenario, user, flag, ...rest] = process.argv.slice(2);
-const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const push = (body) => pushTo(base, pushKey, body);
 const SRC = fs.readFileSync(path.join(__dirname, '..', '..', 'www', 'notifyd.js'), 'utf8');
-
-async function push(body) {
-  const r = await fetch(base + '/push', {
-    method: 'POST',
-    headers: { Authorization: 'Bearer ' + pushKey, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (r.status !== 202) throw new Error('push answered ' + r.status);
-}
 
 let tokenCalls = 0;
 function makeToken() {
@@ -54,14 +45,6 @@ function makeToken() {
   return signed + '.' + crypto.createHmac('sha256', secret).update(signed).digest('base64url');
 }
 
-async function until(what, fn, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('timed out waiting for ' + what);
-}
 
 // In the page: import the module and start a client that logs its events.
 // opts.nodeToken: the token function asks makeToken() in Node.
@@ -114,71 +97,58 @@ async function restartedAway(page, n0) {
   await waitCount(page, 'message', n0 + away + 1, 30000);
 }
 
-(async () => {
-  let browser;
-  try {
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-      timeout: 60000,
-    });
-    const page = await browser.newPage();
-    page.on('pageerror', (e) => say({ step: 'pageerror', message: String(e) }));
-    await page.route('**/notifyd.js', (route) => route.fulfill({
-      status: 200, contentType: 'text/javascript; charset=utf-8', body: SRC,
-    }));
-    if (scenario === 'sse' || scenario === 'upgrade') await breakWebSocket(page, rest[0]);
-    await page.goto(base + '/');
-    const opts = { url: base, userId: user };
-    if (scenario === 'bogus') opts.lastId = rest[0];
-    if (scenario === 'upgrade') opts.retryWebSocketAfter = 2000;
-    if (scenario === 'authbad') { delete opts.userId; opts.token = rest[0]; }
-    if (scenario === 'expiry') {
-      delete opts.userId;
-      opts.nodeToken = true;
-      await page.exposeFunction('makeToken', makeToken);
-    }
-    await page.evaluate(startClient, opts);
-
-    if (scenario === 'authbad') {
-      await waitCount(page, 'authfailed', 1, 60000);
-      say({ step: 'authfailed' });
-      await new Promise((r) => setTimeout(r, 6000));
-      return await result(page);
-    }
-    await waitCount(page, 'open', 1, 60000);
-    say({ step: 'open', transport: await page.evaluate(() => window.n.transport) });
-    if (scenario === 'resume' || scenario === 'sse') {
-      for (let i = 0; i < 3; i++) await push({ user_id: user, n: 'before-' + i });
-      await waitCount(page, 'message', 3, 15000);
-      await restartedAway(page, 3);
-    } else if (scenario === 'upgrade') {
-      await page.evaluate(() => { window.wsBroken = false; });
-      await until('a WebSocket open', () => page.evaluate(
-        () => window.log.some((e) => e.ev === 'open' && e.transport === 'websocket')), 30000);
-      await push({ user_id: user, n: 'over-ws' });
-      await waitCount(page, 'message', 1, 15000);
-    } else if (scenario === 'bogus') {
-      await waitCount(page, 'recovered', 1, 30000);
-      await push({ user_id: user, n: 'live' });
-      await waitCount(page, 'message', 1, 15000);
-    } else if (scenario === 'expiry') {
-      await push({ user_id: user, n: 'first' });
-      await waitCount(page, 'message', 1, 15000);
-      await waitCount(page, 'authfailed', 1, 60000);
-      say({ step: 'authfailed', state: await page.evaluate(() => window.n.state) });
-      await page.evaluate(() => window.n.start()); // what an app does once it has a new token
-      await waitCount(page, 'recovered', 1, 30000);
-      await push({ user_id: user, n: 'second' });
-      await waitCount(page, 'message', 2, 15000);
-    } else {
-      throw new Error('unknown scenario ' + scenario);
-    }
-    await result(page);
-  } catch (e) {
-    say({ step: 'error', message: String(e && e.stack || e) });
-    process.exitCode = 1;
-  } finally {
-    if (browser) await browser.close();
+run(async (browser) => {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => say({ step: 'pageerror', message: String(e) }));
+  await page.route('**/notifyd.js', (route) => route.fulfill({
+    status: 200, contentType: 'text/javascript; charset=utf-8', body: SRC,
+  }));
+  if (scenario === 'sse' || scenario === 'upgrade') await breakWebSocket(page, rest[0]);
+  await page.goto(base + '/');
+  const opts = { url: base, userId: user };
+  if (scenario === 'bogus') opts.lastId = rest[0];
+  if (scenario === 'upgrade') opts.retryWebSocketAfter = 2000;
+  if (scenario === 'authbad') { delete opts.userId; opts.token = rest[0]; }
+  if (scenario === 'expiry') {
+    delete opts.userId;
+    opts.nodeToken = true;
+    await page.exposeFunction('makeToken', makeToken);
   }
-})();
+  await page.evaluate(startClient, opts);
+
+  if (scenario === 'authbad') {
+    await waitCount(page, 'authfailed', 1, 60000);
+    say({ step: 'authfailed' });
+    await new Promise((r) => setTimeout(r, 6000));
+    return await result(page);
+  }
+  await waitCount(page, 'open', 1, 60000);
+  say({ step: 'open', transport: await page.evaluate(() => window.n.transport) });
+  if (scenario === 'resume' || scenario === 'sse') {
+    for (let i = 0; i < 3; i++) await push({ user_id: user, n: 'before-' + i });
+    await waitCount(page, 'message', 3, 15000);
+    await restartedAway(page, 3);
+  } else if (scenario === 'upgrade') {
+    await page.evaluate(() => { window.wsBroken = false; });
+    await until('a WebSocket open', () => page.evaluate(
+      () => window.log.some((e) => e.ev === 'open' && e.transport === 'websocket')), 30000);
+    await push({ user_id: user, n: 'over-ws' });
+    await waitCount(page, 'message', 1, 15000);
+  } else if (scenario === 'bogus') {
+    await waitCount(page, 'recovered', 1, 30000);
+    await push({ user_id: user, n: 'live' });
+    await waitCount(page, 'message', 1, 15000);
+  } else if (scenario === 'expiry') {
+    await push({ user_id: user, n: 'first' });
+    await waitCount(page, 'message', 1, 15000);
+    await waitCount(page, 'authfailed', 1, 60000);
+    say({ step: 'authfailed', state: await page.evaluate(() => window.n.state) });
+    await page.evaluate(() => window.n.start()); // what an app does once it has a new token
+    await waitCount(page, 'recovered', 1, 30000);
+    await push({ user_id: user, n: 'second' });
+    await waitCount(page, 'message', 2, 15000);
+  } else {
+    throw new Error('unknown scenario ' + scenario);
+  }
+  await result(page);
+});

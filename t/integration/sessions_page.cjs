@@ -25,20 +25,12 @@
 
 const fs = require('fs');
 const path = require('path');
-const { say, push: pushTo, run } = require('./browser_lib.cjs');
+const { say, push: pushTo, run, until } = require('./browser_lib.cjs');
 
 const [base, pushKey, scenario, user, flag, brokenPort] = process.argv.slice(2);
 const push = (body) => pushTo(base, pushKey, body);
 const SRC = fs.readFileSync(path.join(__dirname, '..', '..', 'www', 'notifyd.js'), 'utf8');
 
-async function until(what, fn, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('timed out waiting for ' + what);
-}
 
 // Before the page's own scripts: count (and maybe break) what goes out.
 function instrument(page, port) {

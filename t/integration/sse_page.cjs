@@ -10,21 +10,13 @@
 'use strict';
 
 const fs = require('fs');
-const { say, push: pushTo, run } = require('./browser_lib.cjs');
+const { say, push: pushTo, run, until } = require('./browser_lib.cjs');
 
 const [base, pushKey, user, flag] = process.argv.slice(2);
 const push = (body) => pushTo(base, pushKey, body);
 
 const count = (page, type) => page.evaluate((t) => window.seen.filter((e) => e.type === t).length, type);
 
-async function until(fn, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('timed out');
-}
 
 run(async (browser) => {
   const page = await browser.newPage();
@@ -41,12 +33,12 @@ run(async (browser) => {
   say({ step: 'open' });
   await push({ user_id: user, n: 1 });
   await push({ broadcast: true, n: 2 });
-  await until(async () => (await count(page, 'message')) >= 2, 15000);
+  await until('2 messages', async () => (await count(page, 'message')) >= 2, 15000);
   say({ step: 'got2' });
-  await until(async () => fs.existsSync(flag), 60000);
-  await until(async () => (await count(page, 'recovered')) >= 1, 30000);
+  await until('the flag file', async () => fs.existsSync(flag), 60000);
+  await until('recovered', async () => (await count(page, 'recovered')) >= 1, 30000);
   await push({ user_id: user, n: 6 });
-  await until(async () => (await count(page, 'message')) >= 6, 15000);
+  await until('6 messages', async () => (await count(page, 'message')) >= 6, 15000);
   say({ step: 'done', seen: await page.evaluate(() => window.seen),
     opens: await page.evaluate(() => window.opens) });
 });
