@@ -620,6 +620,7 @@ struct mq_control *mq_control_start(const struct config *cfg, struct stats *st,
 		free(c);
 		return NULL;
 	}
+	(void)pthread_setname_np(c->thread, "nd-control");
 	return c;
 }
 

@@ -368,6 +368,7 @@ struct mq_publisher *mq_publisher_start(const struct config *cfg, struct xqueue 
 		free(p);
 		return NULL;
 	}
+	(void)pthread_setname_np(p->thread, "nd-publisher");
 	return p;
 }
 

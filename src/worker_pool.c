@@ -3,6 +3,7 @@
 #include "worker_pool.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,8 +177,12 @@ struct worker_pool *worker_pool_start(unsigned nthreads, struct xqueue *jobq,
 	wp->stats = stats;
 	wp->max_message = max_message;
 	for (unsigned i = 0; i < nthreads; i++) {
+		char name[32];	/* over 15 characters: left unnamed */
+
 		if (pthread_create(&wp->threads[i], NULL, worker_main, wp) != 0)
 			break;
+		snprintf(name, sizeof(name), "nd-worker%u", i + 1);
+		(void)pthread_setname_np(wp->threads[i], name);
 		wp->n++;
 	}
 	if (wp->n == 0) {

@@ -440,6 +440,9 @@ def test_connection_blocked_push_503_consumer_keeps_delivering(faults_broker, ow
         a, _ = push_ok_eventually(d, {"user_id": "bl", "n": "before"})
         assert a.status == 202, a
         assert json.loads(c.recv(5))["n"] == "before"
+        # "before" acked (acks may wait a few ms for company): not
+        # redelivered among the queued ones after the cut
+        own_vhost.wait_queue_empty(d.queue, timeout=10)
         # queue 300 messages while notifyd is cut off, then block publishers
         proxy.set_mode("drop")
         harness.wait_until(lambda: d.health()[0] == 503, 10, 0.05, "/health 503")
