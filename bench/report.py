@@ -77,6 +77,8 @@ def fmt(v, kind):
         return "%d" % v
     if kind == "us":
         return "%.1f" % v
+    if kind == "frac":
+        return "%.2f" % v
     return str(v)
 
 
@@ -152,10 +154,24 @@ def thread_per_msg(which):
     return fn
 
 
+def wakeups_per_msg(which):
+    """Voluntary context switches (a thread going to sleep, to be woken
+    again) per message: of the event loop, the workers (summed), the
+    consumer, or all of them ("")."""
+    def fn(r):
+        th, n = r.get("threads_wakeups"), msgs_of(r)
+        if not isinstance(th, dict) or not n or "loop" not in th:
+            return None
+        keys = ("loop", "worker", "consumer") if which == "" else (which,)
+        return sum(v for k, v in th.items() if k.startswith(keys)) / n
+    return fn
+
+
 def thread_rows(row, unit):
     row("  event loop CPU us/%s" % unit, "us", thread_per_msg("loop"))
     row("  workers CPU us/%s" % unit, "us", thread_per_msg("worker"))
     row("  consumer CPU us/%s" % unit, "us", thread_per_msg("consumer"))
+    row("  wake-ups/%s (loop+workers+consumer)" % unit, "frac", wakeups_per_msg(""))
 
 
 def sent_rate(r):
