@@ -276,6 +276,17 @@ static void conn_failed(struct conn *c, int status, const char *why)
 		start_more();
 }
 
+/* The handshake was answered with another status than the one wanted:
+ * failed, with the status as its reason.  Returns -1. */
+static int conn_refused(struct conn *c, int status)
+{
+	char why[80];
+
+	snprintf(why, sizeof(why), "HTTP status %d", status);
+	conn_failed(c, status, why);
+	return -1;
+}
+
 /* ---- receiving ---------------------------------------------------------- */
 
 static void win_note(struct win *w, int64_t s, struct conn *c, int *is_new)
@@ -807,13 +818,8 @@ static int parse_handshake(struct conn *c, struct evbuffer *in)
 			if (hdrs[i] >= 'A' && hdrs[i] <= 'Z')
 				hdrs[i] = (char)(hdrs[i] - 'A' + 'a');
 		if (o.proto == PROTO_SSE) {
-			if (status != 200) {
-				char why[80];
-
-				snprintf(why, sizeof(why), "HTTP status %d", status);
-				conn_failed(c, status, why);
-				return -1;
-			}
+			if (status != 200)
+				return conn_refused(c, status);
 			evbuffer_drain(in, (size_t)pos.pos + 4);
 			if (strstr(hdrs, "\r\ntransfer-encoding: chunked") != NULL) {
 				c->chunked = 1;
@@ -840,13 +846,8 @@ static int parse_handshake(struct conn *c, struct evbuffer *in)
 			}
 		}
 	}
-	if (status != 101) {
-		char why[80];
-
-		snprintf(why, sizeof(why), "HTTP status %d", status);
-		conn_failed(c, status, why);
-		return -1;
-	}
+	if (status != 101)
+		return conn_refused(c, status);
 	evbuffer_drain(in, (size_t)pos.pos + 4);
 	if (o.proto == PROTO_STOMP) {
 		char frame[512];
