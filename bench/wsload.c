@@ -530,6 +530,23 @@ static void on_data_message(struct conn *c, const unsigned char *p, size_t len, 
 
 /* ---- Server-Sent Events -------------------------------------------------- */
 
+/* A line (p, n) of field name (with its colon): its value, one leading
+ * space dropped, in (v, vn).  Returns 0 for a line of another field. */
+static int sse_field(const char *p, size_t n, const char *name, const char **v, size_t *vn)
+{
+	size_t k = strlen(name);
+
+	if (n < k || memcmp(p, name, k) != 0)
+		return 0;
+	*v = p + k;
+	*vn = n - k;
+	if (*vn > 0 && **v == ' ') {
+		(*v)++;
+		(*vn)--;
+	}
+	return 1;
+}
+
 /* One event (the lines before a blank line): unnamed (or "message") with
  * data is a notification; the data lines joined by \n. */
 static void sse_event(struct conn *c, const char *p, size_t len)
@@ -543,19 +560,14 @@ static void sse_event(struct conn *c, const char *p, size_t len)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+		const char *v;
+		size_t vn;
 
 		if (n > 0 && p[n - 1] == '\r')
 			n--;
 		if (n > 0 && p[0] == ':') {
 			R->sse_comments++;
-		} else if (n >= 5 && memcmp(p, "data:", 5) == 0) {
-			const char *v = p + 5;
-			size_t vn = n - 5;
-
-			if (vn > 0 && *v == ' ') {
-				v++;
-				vn--;
-			}
+		} else if (sse_field(p, n, "data:", &v, &vn)) {
 			if (dlen + vn + 1 > cap) {
 				size_t nc = (dlen + vn + 1) * 2;
 				char *nd = realloc(data, nc);
@@ -572,14 +584,7 @@ static void sse_event(struct conn *c, const char *p, size_t len)
 			memcpy(data + dlen, v, vn);
 			dlen += vn;
 			has_data = 1;
-		} else if (n >= 6 && memcmp(p, "event:", 6) == 0) {
-			const char *v = p + 6;
-			size_t vn = n - 6;
-
-			if (vn > 0 && *v == ' ') {
-				v++;
-				vn--;
-			}
+		} else if (sse_field(p, n, "event:", &v, &vn)) {
 			named = !(vn == 7 && memcmp(v, "message", 7) == 0);
 		}
 		p = nl != NULL ? nl + 1 : end;
