@@ -50,9 +50,18 @@ int log_reopen(void)
 	fd = open(logger.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
 	if (fd < 0)
 		return -1;
-	old = atomic_exchange(&logger.fd, fd);
-	if (old > 2)
-		close(old);
+	/* Other threads may be writing to the current descriptor: closing it
+	 * under them could let a new socket take its number and a log line
+	 * go to a client.  dup3() puts the new file behind the same number in
+	 * one step, so a writer sees the old file or the new one. */
+	old = atomic_load(&logger.fd);
+	if (old > 2) {
+		int rc = dup3(fd, old, O_CLOEXEC);
+
+		close(fd);
+		return rc < 0 ? -1 : 0;
+	}
+	atomic_store(&logger.fd, fd);
 	return 0;
 }
 

@@ -140,9 +140,8 @@ def test_churn_under_valgrind(session, start_notifyd, swarm, vhost, workdir, not
     vg = shutil.which("valgrind")
     if not vg:
         pytest.skip("valgrind is not installed (apt-get install valgrind)")
-    with open(session.binary, "rb") as f:
-        if b"__asan_init" in f.read() and want != "1":
-            pytest.skip("a sanitizer build (valgrind and ASan do not mix)")
+    if scenarios.sanitized(session.binary) and want != "1":
+        pytest.skip("a sanitizer build (valgrind and ASan or TSan do not mix)")
     seconds = float(os.environ.get("TEST_VALGRIND_SECONDS", "10"))
     d = start_notifyd(ready_timeout=60, drain_timeout="10s", **scenarios.CHURN_CONFIG)
     d.stop()

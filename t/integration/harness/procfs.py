@@ -73,13 +73,15 @@ _SANITIZED = {}
 
 
 def sanitized(binary):
-    """True for an AddressSanitizer build: its quarantine keeps freed memory
-    (up to 256 MB), so RSS says nothing about leaks there; LeakSanitizer at
-    exit does."""
+    """True for an AddressSanitizer or ThreadSanitizer build: ASan's
+    quarantine keeps freed memory (up to 256 MB) and TSan's shadow grows
+    with every page touched, so RSS says nothing about leaks there
+    (LeakSanitizer at exit does); and valgrind cannot run either."""
     if binary not in _SANITIZED:
         try:
             with open(binary, "rb") as f:
-                _SANITIZED[binary] = b"__asan_init" in f.read()
+                text = f.read()
+                _SANITIZED[binary] = b"__asan_init" in text or b"__tsan_init" in text
         except OSError:
             _SANITIZED[binary] = False
     return _SANITIZED[binary]
