@@ -744,8 +744,11 @@ void control_free(struct control *c)
 	if (c->flush_ev != NULL)
 		event_free(c->flush_ev);
 	cJSON_Delete(c->gossip);
+	/* Sent after the link stopped (connections closed at shutdown): they
+	 * never cross, as any send that could not. */
 	for (size_t i = 0; i < c->nheld; i++)
 		free(c->held[i].body);
+	stats_add(&c->gw->stats->control_dropped, c->nheld);
 	free(c->held);
 	presence_free(c->gw->presence);
 	sessions_free(c->gw->sessions);

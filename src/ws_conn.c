@@ -232,7 +232,8 @@ void ws_conn_free(struct ws_conn *c, const char *why)
 	if (log_enabled(LOG_LVL_INFO)) {
 		char peer[80], uq[TARGET_ID_MAX * 2 + 8];
 
-		log_info("ws_close", "conn=%llu user=%s addr=%s code=%u sent=%u received=%u why=%s",
+		log_info(c->format == MSG_SSE ? "sse_close" : "ws_close",
+		    "conn=%llu user=%s addr=%s code=%u sent=%u received=%u why=%s",
 		    (unsigned long long)c->id,
 		    log_quote(uq, sizeof(uq), c->links.user->id, c->links.user->id_len),
 		    ws_conn_peer(c, peer, sizeof(peer)), code ? code : WS_CLOSE_ABNORMAL,

@@ -187,6 +187,10 @@ def test_sse_keepalive_comments(start_notifyd, sse_client):
             pass
     assert c.comments >= 2, c.raw
     assert not c.eof, "an SSE client sends no pongs and must not be dropped for it"
+    c.close()
+    harness.wait_until(lambda: "event=sse_close" in d.log_text(), 5, what="an sse_close line")
+    line = [l for l in d.log_text().splitlines() if "event=sse_close" in l][0]
+    assert 'user="ka"' in line and "event=ws_close" not in d.log_text(), line
 
 
 def test_sse_resumes_with_last_event_id_after_restart(start_notifyd, publisher, sse_client, note):
