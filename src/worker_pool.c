@@ -18,12 +18,27 @@
 #include "ws_frame.h"
 #include "xqueue.h"
 
+/* A job's work in bytes: its body (parsed, copied) plus a fixed part
+ * (routing, frame, hand-off) worth a small message or two. */
+#define JOB_BASE_WEIGHT 512
+/* Work waiting per busy worker before another wakes: some tens of
+ * microseconds of parsing, about what waking a thread costs. */
+#define WORKER_SPREAD (32 * 1024)
+
 struct worker_pool {
 	struct xqueue *jobq, *readyq, *ackq;
 	struct stats *stats;
 	uint64_t max_message;
 	unsigned n;
-	pthread_t threads[];
+	struct worker *w;
+};
+
+/* One thread of the pool: its own wake-up, so that a trickle of jobs is
+ * taken by the same warm thread (xqueue_pop_next). */
+struct worker {
+	struct worker_pool *wp;
+	struct xqueue_receiver rcv;
+	pthread_t thread;
 };
 
 static int content_encoded(const amqp_basic_properties_t *p)
@@ -138,10 +153,11 @@ struct msg *worker_prepare(const struct job *j, uint64_t max_message, enum rejec
 
 static void *worker_main(void *arg)
 {
-	struct worker_pool *wp = arg;
+	struct worker *w = arg;
+	struct worker_pool *wp = w->wp;
 	struct job j;
 
-	while (xqueue_pop_wait(wp->jobq, &j)) {
+	while (xqueue_pop_next(wp->jobq, &j, &w->rcv)) {
 		enum reject_reason why = REJECT_REASON_COUNT;
 		struct msg *m = worker_prepare(&j, wp->max_message, &why);
 		struct ready r = { .seq = j.seq, .msg = m, .offset = j.offset, .phase = j.phase, .gap = j.gap };
@@ -164,28 +180,52 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+static size_t job_weight(const void *item)
+{
+	const struct job *j = item;
+
+	return JOB_BASE_WEIGHT + j->env.message.body.len;
+}
+
 struct worker_pool *worker_pool_start(unsigned nthreads, struct xqueue *jobq,
     struct xqueue *readyq, struct xqueue *ackq, struct stats *stats, uint64_t max_message)
 {
-	struct worker_pool *wp = calloc(1, sizeof(*wp) + nthreads * sizeof(pthread_t));
+	struct worker_pool *wp = calloc(1, sizeof(*wp));
 
 	if (wp == NULL)
 		return NULL;
+	wp->w = calloc(nthreads, sizeof(*wp->w));
+	if (wp->w == NULL) {
+		free(wp);
+		return NULL;
+	}
 	wp->jobq = jobq;
 	wp->readyq = readyq;
 	wp->ackq = ackq;
 	wp->stats = stats;
 	wp->max_message = max_message;
+	/* One worker takes a trickle of jobs in order; a second one joins
+	 * when work queues up behind it.  Waking a second worker for every
+	 * job (or for a burst of a few small ones) made them finish out of
+	 * order, the dispatcher waiting for the slower one, and cost CPU
+	 * and tail latency: see bench/README. */
+	xqueue_set_spread(jobq, WORKER_SPREAD, job_weight);
 	for (unsigned i = 0; i < nthreads; i++) {
+		struct worker *w = &wp->w[i];
 		char name[32];	/* over 15 characters: left unnamed */
 
-		if (pthread_create(&wp->threads[i], NULL, worker_main, wp) != 0)
+		w->wp = wp;
+		xqueue_receiver_init(&w->rcv);
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			xqueue_receiver_destroy(&w->rcv);
 			break;
+		}
 		snprintf(name, sizeof(name), "nd-worker%u", i + 1);
-		(void)pthread_setname_np(wp->threads[i], name);
+		(void)pthread_setname_np(w->thread, name);
 		wp->n++;
 	}
 	if (wp->n == 0) {
+		free(wp->w);
 		free(wp);
 		return NULL;
 	}
@@ -196,7 +236,10 @@ void worker_pool_join(struct worker_pool *wp)
 {
 	if (wp == NULL)
 		return;
-	for (unsigned i = 0; i < wp->n; i++)
-		pthread_join(wp->threads[i], NULL);
+	for (unsigned i = 0; i < wp->n; i++) {
+		pthread_join(wp->w[i].thread, NULL);
+		xqueue_receiver_destroy(&wp->w[i].rcv);
+	}
+	free(wp->w);
 	free(wp);
 }

@@ -74,6 +74,50 @@ static void xqueue_signal(struct xqueue *q)
 	q->signalled = true;
 }
 
+void xqueue_receiver_init(struct xqueue_receiver *r)
+{
+	pthread_cond_init(&r->cond, NULL);
+	r->next = NULL;
+	r->asleep = false;
+	r->busy = false;
+}
+
+void xqueue_receiver_destroy(struct xqueue_receiver *r)
+{
+	pthread_cond_destroy(&r->cond);
+}
+
+/* Under mu, after items were queued: wake receivers for them.  Busy
+ * pop_next receivers come back for what is queued, so nobody else is woken
+ * for a queue they will take soon enough; the one woken is the last that
+ * fell asleep (its cache is warm, the others stay asleep) and counts as
+ * busy from now: a push made before it runs must not wake another one.
+ * Stateless pop_wait receivers wait on q->cond: it costs nothing when none
+ * do. */
+static void xqueue_wake(struct xqueue *q)
+{
+	size_t woken = 0;
+
+	while (q->sleepers != NULL &&
+	    (q->spread > 0 ? q->weight > q->spread * q->busy : q->count > woken)) {
+		struct xqueue_receiver *r = q->sleepers;
+
+		q->sleepers = r->next;
+		r->asleep = false;
+		r->busy = true;
+		q->busy++;
+		woken++;
+		pthread_cond_signal(&r->cond);
+	}
+	if (q->count > 0)
+		pthread_cond_broadcast(&q->cond);
+}
+
+static size_t xqueue_weigh(const struct xqueue *q, const void *item)
+{
+	return q->weigh != NULL ? q->weigh(item) : 1;
+}
+
 size_t xqueue_push_n(struct xqueue *q, const void *items, size_t n)
 {
 	size_t i;
@@ -85,15 +129,14 @@ size_t xqueue_push_n(struct xqueue *q, const void *items, size_t n)
 		memcpy(q->ring + ((q->head + q->count) % q->cap) * q->elem,
 		    (const unsigned char *)items + i * q->elem, q->elem);
 		q->count++;
+		q->weight += xqueue_weigh(q, (const unsigned char *)items + i * q->elem);
 	}
 	/* The receiver drains everything it finds, so pushes made while it is
 	 * already signalled ride on the same wake-up. */
-	if (i > 1 && q->efd < 0)
-		pthread_cond_broadcast(&q->cond);
-	else if (i > 0 && q->efd < 0)
-		pthread_cond_signal(&q->cond);
-	else if (i > 0)
+	if (i > 0 && q->efd >= 0)
 		xqueue_signal(q);
+	else if (i > 0)
+		xqueue_wake(q);
 	pthread_mutex_unlock(&q->mu);
 	return i;
 }
@@ -103,20 +146,69 @@ int xqueue_push(struct xqueue *q, const void *item)
 	return xqueue_push_n(q, item, 1) == 1 ? 0 : -1;
 }
 
-int xqueue_pop_wait(struct xqueue *q, void *out)
+/* Under mu: wait for an item (or the close) and take it; 1 or 0. */
+static int xqueue_take(struct xqueue *q, void *out)
 {
-	pthread_mutex_lock(&q->mu);
 	while (q->count == 0 && !q->closed)
 		pthread_cond_wait(&q->cond, &q->mu);
-	if (q->count == 0) {
-		pthread_mutex_unlock(&q->mu);
+	if (q->count == 0)
 		return 0;
-	}
 	memcpy(out, q->ring + q->head * q->elem, q->elem);
 	q->head = (q->head + 1) % q->cap;
 	q->count--;
-	pthread_mutex_unlock(&q->mu);
+	q->weight -= xqueue_weigh(q, out);
 	return 1;
+}
+
+/* Under mu: r holds nothing (any more). */
+static void xqueue_idle(struct xqueue *q, struct xqueue_receiver *r)
+{
+	if (r->busy) {
+		q->busy--;
+		r->busy = false;
+	}
+}
+
+int xqueue_pop_next(struct xqueue *q, void *out, struct xqueue_receiver *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	xqueue_idle(q, r);
+	while (q->count == 0 && !q->closed) {
+		/* Woken for an item another receiver took meanwhile: idle again. */
+		xqueue_idle(q, r);
+		r->asleep = true;
+		r->next = q->sleepers;
+		q->sleepers = r;
+		/* Woken means taken off q->sleepers (by a push or the close). */
+		while (r->asleep)
+			pthread_cond_wait(&r->cond, &q->mu);
+	}
+	rc = xqueue_take(q, out);
+	if (rc == 1) {
+		if (!r->busy) {
+			q->busy++;
+			r->busy = true;
+		}
+		/* One of many: what is left beyond the busy ones' share needs
+		 * someone else. */
+		xqueue_wake(q);
+	} else {
+		xqueue_idle(q, r);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int xqueue_pop_wait(struct xqueue *q, void *out)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	rc = xqueue_take(q, out);
+	pthread_mutex_unlock(&q->mu);
+	return rc;
 }
 
 size_t xqueue_drain(struct xqueue *q, void *out, size_t max)
@@ -135,6 +227,7 @@ size_t xqueue_drain(struct xqueue *q, void *out, size_t max)
 		memcpy((unsigned char *)out + n * q->elem, q->ring + q->head * q->elem, q->elem);
 		q->head = (q->head + 1) % q->cap;
 		q->count--;
+		q->weight -= xqueue_weigh(q, (unsigned char *)out + n * q->elem);
 		n++;
 	}
 	/* Leftovers (max reached) must not be stranded without a wake-up. */
@@ -153,6 +246,13 @@ void xqueue_close(struct xqueue *q)
 {
 	pthread_mutex_lock(&q->mu);
 	q->closed = true;
+	while (q->sleepers != NULL) {
+		struct xqueue_receiver *r = q->sleepers;
+
+		q->sleepers = r->next;
+		r->asleep = false;
+		pthread_cond_signal(&r->cond);
+	}
 	pthread_cond_broadcast(&q->cond);
 	xqueue_signal(q);
 	pthread_mutex_unlock(&q->mu);
