@@ -135,50 +135,85 @@ static int taken_reaches(atomic_uint_fast64_t *taken, uint64_t n)
 	return atomic_load(taken) >= n;
 }
 
+/* A queue and n pop_next receivers (asleep once rig_start returns). */
+struct rig {
+	struct xqueue q;
+	atomic_bool release;
+	atomic_uint_fast64_t taken, sum;
+	struct recv_state r[RECEIVERS];
+	pthread_t t[RECEIVERS];
+	int n;
+};
+
+static int rig_start(struct rig *g, const char *name, int n, size_t spread,
+    size_t (*weigh)(const void *), bool release)
+{
+	if (!ok(xqueue_init(&g->q, name, sizeof(uint64_t), false) == 0, "%s: init", name))
+		return -1;
+	xqueue_set_spread(&g->q, spread, weigh);
+	atomic_init(&g->release, release);
+	atomic_init(&g->taken, 0);
+	atomic_init(&g->sum, 0);
+	g->n = n;
+	for (int i = 0; i < n; i++) {
+		recv_init(&g->r[i], &g->q, &g->release, &g->taken, &g->sum);
+		pthread_create(&g->t[i], NULL, receiver, &g->r[i]);
+	}
+	nap_ms(100);
+	return 0;
+}
+
+static void rig_stop(struct rig *g)
+{
+	xqueue_close(&g->q);
+	for (int i = 0; i < g->n; i++) {
+		pthread_join(g->t[i], NULL);
+		xqueue_receiver_destroy(&g->r[i].rcv);
+	}
+}
+
+static uint64_t rig_mine(struct rig *g)
+{
+	return mine(&g->r[0]) + mine(&g->r[1]);
+}
+
+static void rig_push(struct rig *g, uint64_t v)
+{
+	xqueue_push(&g->q, &v);
+}
+
+/* One receiver takes HOLD and keeps it: it is busy from now on. */
+static void rig_hold(struct rig *g)
+{
+	rig_push(g, HOLD);
+	for (int i = 0; i < 5000 && rig_mine(g) == 0; i++)
+		nap_ms(1);
+}
+
 /* Two receivers asleep, spread 2: one takes HOLD and keeps it (busy); two
  * more items wake nobody (it will take them), a third wakes the other. */
 static void spread(void)
 {
-	struct xqueue q;
-	atomic_bool release = false;
-	atomic_uint_fast64_t taken = 0, sum = 0;
-	struct recv_state r[2];
-	pthread_t t[2];
-	uint64_t v = HOLD;
+	struct rig g;
 
-	if (!ok(xqueue_init(&q, "spread", sizeof(uint64_t), false) == 0, "spread: init"))
+	if (rig_start(&g, "spread", 2, 2, NULL, false) < 0)
 		return;
-	xqueue_set_spread(&q, 2, NULL);
-	for (int i = 0; i < 2; i++) {
-		recv_init(&r[i], &q, &release, &taken, &sum);
-		pthread_create(&t[i], NULL, receiver, &r[i]);
-	}
-	nap_ms(100);	/* both asleep in pop_next */
-	xqueue_push(&q, &v);
-	for (int i = 0; i < 5000 && mine(&r[0]) + mine(&r[1]) == 0; i++)
-		nap_ms(1);
-	ok(mine(&r[0]) + mine(&r[1]) == 1, "spread: one receiver holds the first item");
-	v = 1;
-	xqueue_push(&q, &v);
-	v = 2;
-	xqueue_push(&q, &v);
+	rig_hold(&g);
+	ok(rig_mine(&g) == 1, "spread: one receiver holds the first item");
+	rig_push(&g, 1);
+	rig_push(&g, 2);
 	nap_ms(200);
-	ok(mine(&r[0]) + mine(&r[1]) == 1, "spread: 2 items behind a busy receiver wake nobody (%llu taken)",
-	    (unsigned long long)(mine(&r[0]) + mine(&r[1])));
-	v = 3;
-	xqueue_push(&q, &v);
-	ok(taken_reaches(&taken, 3), "spread: a third wakes the other receiver, which takes all three");
-	ok(atomic_load(&sum) == 6 && (mine(&r[0]) == 3 || mine(&r[1]) == 3),
+	ok(rig_mine(&g) == 1, "spread: 2 items behind a busy receiver wake nobody (%llu taken)",
+	    (unsigned long long)rig_mine(&g));
+	rig_push(&g, 3);
+	ok(taken_reaches(&g.taken, 3), "spread: a third wakes the other receiver, which takes all three");
+	ok(atomic_load(&g.sum) == 6 && (mine(&g.r[0]) == 3 || mine(&g.r[1]) == 3),
 	    "spread: 1+2+3 taken by the one that was asleep (%llu/%llu)",
-	    (unsigned long long)mine(&r[0]), (unsigned long long)mine(&r[1]));
-	atomic_store(&release, true);
-	ok(taken_reaches(&taken, 4), "spread: the held item is let go");
-	xqueue_close(&q);
-	for (int i = 0; i < 2; i++) {
-		pthread_join(t[i], NULL);
-		xqueue_receiver_destroy(&r[i].rcv);
-	}
-	xqueue_destroy(&q);
+	    (unsigned long long)mine(&g.r[0]), (unsigned long long)mine(&g.r[1]));
+	atomic_store(&g.release, true);
+	ok(taken_reaches(&g.taken, 4), "spread: the held item is let go");
+	rig_stop(&g);
+	xqueue_destroy(&g.q);
 }
 
 static size_t weigh_value(const void *item)
@@ -192,107 +227,63 @@ static size_t weigh_value(const void *item)
 /* The same by weight: spread 100, items weighing their value. */
 static void spread_weighted(void)
 {
-	struct xqueue q;
-	atomic_bool release = false;
-	atomic_uint_fast64_t taken = 0, sum = 0;
-	struct recv_state r[2];
-	pthread_t t[2];
-	uint64_t v = HOLD;
+	struct rig g;
 
-	if (!ok(xqueue_init(&q, "weighted", sizeof(uint64_t), false) == 0, "weighted: init"))
+	if (rig_start(&g, "weighted", 2, 100, weigh_value, false) < 0)
 		return;
-	xqueue_set_spread(&q, 100, weigh_value);
-	for (int i = 0; i < 2; i++) {
-		recv_init(&r[i], &q, &release, &taken, &sum);
-		pthread_create(&t[i], NULL, receiver, &r[i]);
-	}
-	nap_ms(100);
-	xqueue_push(&q, &v);
-	for (int i = 0; i < 5000 && mine(&r[0]) + mine(&r[1]) == 0; i++)
-		nap_ms(1);
-	v = 60;
-	xqueue_push(&q, &v);
+	rig_hold(&g);
+	rig_push(&g, 60);
 	nap_ms(200);
-	ok(mine(&r[0]) + mine(&r[1]) == 1, "weighted: 60 behind a busy receiver wakes nobody");
-	v = 50;
-	xqueue_push(&q, &v);
-	ok(taken_reaches(&taken, 2) && atomic_load(&sum) == 110, "weighted: 110 wakes the other, which takes both");
-	atomic_store(&release, true);
-	ok(taken_reaches(&taken, 3), "weighted: the held item is let go");
-	xqueue_close(&q);
-	for (int i = 0; i < 2; i++) {
-		pthread_join(t[i], NULL);
-		xqueue_receiver_destroy(&r[i].rcv);
-	}
-	ok(q.weight == 0, "weighted: nothing left weighs anything");
-	xqueue_destroy(&q);
+	ok(rig_mine(&g) == 1, "weighted: 60 behind a busy receiver wakes nobody");
+	rig_push(&g, 50);
+	ok(taken_reaches(&g.taken, 2) && atomic_load(&g.sum) == 110,
+	    "weighted: 110 wakes the other, which takes both");
+	atomic_store(&g.release, true);
+	ok(taken_reaches(&g.taken, 3), "weighted: the held item is let go");
+	rig_stop(&g);
+	ok(g.q.weight == 0, "weighted: nothing left weighs anything");
+	xqueue_destroy(&g.q);
 }
 
 /* A trickle (each item taken before the next is pushed) goes to one
  * receiver: the last one to fall asleep is the one woken. */
 static void trickle(void)
 {
-	struct xqueue q;
-	atomic_bool release = true;
-	atomic_uint_fast64_t taken = 0, sum = 0;
-	struct recv_state r[2];
-	pthread_t t[2];
+	struct rig g;
 	int steady = 1;
 
-	if (!ok(xqueue_init(&q, "trickle", sizeof(uint64_t), false) == 0, "trickle: init"))
+	if (rig_start(&g, "trickle", 2, 2, NULL, true) < 0)
 		return;
-	xqueue_set_spread(&q, 2, NULL);
-	for (int i = 0; i < 2; i++) {
-		recv_init(&r[i], &q, &release, &taken, &sum);
-		pthread_create(&t[i], NULL, receiver, &r[i]);
-	}
-	nap_ms(100);
 	for (uint64_t v = 1; v <= 50; v++) {
-		xqueue_push(&q, &v);
-		steady &= taken_reaches(&taken, v);
+		rig_push(&g, v);
+		steady &= taken_reaches(&g.taken, v);
 		nap_ms(1);	/* it is back asleep */
 	}
-	ok(steady && atomic_load(&sum) == 50 * 51 / 2, "trickle: 50 items taken one by one");
-	ok(mine(&r[0]) == 50 || mine(&r[1]) == 50, "trickle: all by one receiver (%llu/%llu)",
-	    (unsigned long long)mine(&r[0]), (unsigned long long)mine(&r[1]));
-	xqueue_close(&q);
-	for (int i = 0; i < 2; i++) {
-		pthread_join(t[i], NULL);
-		xqueue_receiver_destroy(&r[i].rcv);
-	}
-	xqueue_destroy(&q);
+	ok(steady && atomic_load(&g.sum) == 50 * 51 / 2, "trickle: 50 items taken one by one");
+	ok(mine(&g.r[0]) == 50 || mine(&g.r[1]) == 50, "trickle: all by one receiver (%llu/%llu)",
+	    (unsigned long long)mine(&g.r[0]), (unsigned long long)mine(&g.r[1]));
+	rig_stop(&g);
+	xqueue_destroy(&g.q);
 }
 
-/* Producers and pop_next receivers with a spread: every item is taken
+/* A producer and pop_next receivers with a spread: every item is taken
  * once, and none is left queued while every receiver sleeps. */
 static void spread_stress(void)
 {
-	struct xqueue q;
-	atomic_bool release = true;
-	atomic_uint_fast64_t taken = 0, sum = 0;
-	struct recv_state r[RECEIVERS];
-	pthread_t t[RECEIVERS], p;
+	struct rig g;
+	pthread_t p;
 	uint64_t want = (uint64_t)STRESS_ITEMS * (STRESS_ITEMS - 1) / 2;
 
-	if (!ok(xqueue_init(&q, "spread", sizeof(uint64_t), false) == 0, "spread stress: init"))
+	if (rig_start(&g, "spread stress", RECEIVERS, 4, NULL, true) < 0)
 		return;
-	xqueue_set_spread(&q, 4, NULL);
-	for (int i = 0; i < RECEIVERS; i++) {
-		recv_init(&r[i], &q, &release, &taken, &sum);
-		pthread_create(&t[i], NULL, receiver, &r[i]);
-	}
-	pthread_create(&p, NULL, producer, &q);
+	pthread_create(&p, NULL, producer, &g.q);
 	pthread_join(p, NULL);
-	ok(taken_reaches(&taken, STRESS_ITEMS), "spread stress: %llu of %d taken without a close",
-	    (unsigned long long)atomic_load(&taken), STRESS_ITEMS);
-	ok(atomic_load(&sum) == want, "spread stress: each exactly once");
-	xqueue_close(&q);
-	for (int i = 0; i < RECEIVERS; i++) {
-		pthread_join(t[i], NULL);
-		xqueue_receiver_destroy(&r[i].rcv);
-	}
-	ok(q.busy == 0 && q.sleepers == NULL, "spread stress: nobody busy or asleep after the close");
-	xqueue_destroy(&q);
+	ok(taken_reaches(&g.taken, STRESS_ITEMS), "spread stress: %llu of %d taken without a close",
+	    (unsigned long long)atomic_load(&g.taken), STRESS_ITEMS);
+	ok(atomic_load(&g.sum) == want, "spread stress: each exactly once");
+	rig_stop(&g);
+	ok(g.q.busy == 0 && g.q.sleepers == NULL, "spread stress: nobody busy or asleep after the close");
+	xqueue_destroy(&g.q);
 }
 
 int main(void)
