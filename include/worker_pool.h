@@ -6,7 +6,8 @@
  * or is rejected: its reject goes straight to ackq and an empty ready item
  * keeps the sequence without holes.  Every job yields exactly one ready item.
  * The envelope is destroyed here.  Workers share nothing but the queues and
- * the atomic stats.
+ * the atomic stats.  A steady flow runs on one worker; another is woken
+ * only when work queues up behind the busy ones (xqueue_pop_next).
  */
 #ifndef NOTIFYD_WORKER_POOL_H
 #define NOTIFYD_WORKER_POOL_H

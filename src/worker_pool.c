@@ -21,8 +21,8 @@
 /* A job's work in bytes: its body (parsed, copied) plus a fixed part
  * (routing, frame, hand-off) worth a small message or two. */
 #define JOB_BASE_WEIGHT 512
-/* Work waiting per busy worker before another wakes: some tens of
- * microseconds of parsing, about what waking a thread costs. */
+/* Work waiting per busy worker before another wakes: some 60 small jobs
+ * or one large body, a few hundred microseconds of work (bench/README). */
 #define WORKER_SPREAD (32 * 1024)
 
 struct worker_pool {
