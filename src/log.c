@@ -56,9 +56,10 @@ int log_reopen(void)
 	 * one step, so a writer sees the old file or the new one. */
 	old = atomic_load(&logger.fd);
 	if (old > 2) {
-		int rc = dup3(fd, old, O_CLOEXEC);
+		int rc = dup3(fd, old, O_CLOEXEC), e = errno;
 
 		close(fd);
+		errno = e;	/* the caller reports dup3's */
 		return rc < 0 ? -1 : 0;
 	}
 	atomic_store(&logger.fd, fd);
