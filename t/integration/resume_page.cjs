@@ -9,10 +9,21 @@
 // {"step":"done","frames":[...]} or {"step":"error","message":...}.
 'use strict';
 
-const { say, push: pushTo, run } = require('./browser_lib.cjs');
+const { say, push: pushTo, run, until } = require('./browser_lib.cjs');
 
 const [base, pushKey, user] = process.argv.slice(2);
 const push = (body) => pushTo(base, pushKey, body);
+
+// Messages in notifyd's history (its /metrics).  A 202 from /push means
+// the broker has the message, not that notifyd has read it back from the
+// stream: one still on its way when the page resumes comes live instead of
+// replayed, and this test is about the replay.
+async function inHistory() {
+  const text = await (await fetch(base + '/metrics')).text();
+  const m = text.match(/^notifyd_history_messages (\d+)$/m);
+  if (!m) throw new Error('no notifyd_history_messages in /metrics');
+  return Number(m[1]);
+}
 
 // The README example, as a page would run it; frames go to window.seen.
 const connect = (args) => new Promise((resolve, reject) => {
@@ -47,7 +58,9 @@ run(async (browser) => {
   for (let i = 0; i < 3; i++) await push({ user_id: user, n: 'before-' + i, pad: 'caf\u00e9 \u2603 '.repeat(100 * (i + 1)) });
   await waitFor(page, 3);
   await page.evaluate(() => new Promise((r) => { window.ws.onclose = r; window.ws.close(); }));
+  const held = await inHistory();
   for (let i = 0; i < 5; i++) await push(i % 2 ? { broadcast: true, n: 'missed-' + i } : { user_id: user, n: 'missed-' + i });
+  await until('the 5 missed in the history', async () => (await inHistory()) >= held + 5, 15000);
   const resumed = await page.evaluate(connect, [user, wsBase]);
   say({ step: 'resumed', ...resumed });
   await waitFor(page, 8);
