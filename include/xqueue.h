@@ -2,8 +2,8 @@
  *
  * Promises: a FIFO of fixed-size elements (copied in and out, so a crossing
  * needs no allocation per item) guarded by one mutex.  The receiver is woken
- * either by a condition variable (xqueue_pop_next, for worker threads, which
- * wakes one more worker only for a backlog, the warmest first) or by
+ * either by a condition variable of its own (xqueue_pop_next, for worker
+ * threads: one more is woken only for a backlog, the warmest first) or by
  * an eventfd that is readable exactly while the queue holds something the
  * receiver has not been told about (xqueue_fd, for an event loop or a
  * poll(2) loop); the receiver then takes everything with xqueue_drain,
@@ -20,10 +20,9 @@
 
 struct xqueue {
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
 	unsigned char *ring;
 	size_t elem, cap, head, count;
-	int efd;		/* -1 when the receiver uses the condition variable */
+	int efd;		/* -1 when receivers wait on their own condition variables */
 	bool signalled;		/* efd's counter is non-zero (it is read only under mu) */
 	struct xqueue_receiver *sleepers; /* pop_next receivers asleep, last in first */
 	unsigned busy;		/* pop_next receivers holding an item */
@@ -60,7 +59,8 @@ int xqueue_push(struct xqueue *q, const void *item);
 size_t xqueue_push_n(struct xqueue *q, const void *items, size_t n);
 
 /* Block until an element is available and copy it to out: returns 1, or 0
- * when the queue is closed and empty. */
+ * when the queue is closed and empty.  For a receiver that takes once (what
+ * is left after the close, say); one that comes back uses pop_next. */
 int xqueue_pop_wait(struct xqueue *q, void *out);
 
 /* The same for receiver r, which comes back for more.  While a receiver

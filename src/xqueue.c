@@ -28,7 +28,6 @@ int xqueue_init(struct xqueue *q, const char *name, size_t elem_size, bool with_
 		}
 	}
 	pthread_mutex_init(&q->mu, NULL);
-	pthread_cond_init(&q->cond, NULL);
 	return 0;
 }
 
@@ -37,7 +36,6 @@ void xqueue_destroy(struct xqueue *q)
 	if (q->ring == NULL)
 		return;
 	pthread_mutex_destroy(&q->mu);
-	pthread_cond_destroy(&q->cond);
 	if (q->efd >= 0)
 		close(q->efd);
 	free(q->ring);
@@ -87,30 +85,34 @@ void xqueue_receiver_destroy(struct xqueue_receiver *r)
 	pthread_cond_destroy(&r->cond);
 }
 
+/* Under mu: wake the receiver that fell asleep last (its cache is warm).
+ * It counts as busy from now unless the queue is closing: a push made
+ * before it runs must not wake another one. */
+static void xqueue_rouse(struct xqueue *q)
+{
+	struct xqueue_receiver *r = q->sleepers;
+
+	q->sleepers = r->next;
+	r->asleep = false;
+	if (!q->closed) {
+		r->busy = true;
+		q->busy++;
+	}
+	pthread_cond_signal(&r->cond);
+}
+
 /* Under mu, after items were queued: wake receivers for them.  Busy
- * pop_next receivers come back for what is queued, so nobody else is woken
- * for a queue they will take soon enough; the one woken is the last that
- * fell asleep (its cache is warm, the others stay asleep) and counts as
- * busy from now: a push made before it runs must not wake another one.
- * Stateless pop_wait receivers wait on q->cond: it costs nothing when none
- * do. */
+ * receivers come back for what is queued, so nobody else is woken for a
+ * queue they will take soon enough. */
 static void xqueue_wake(struct xqueue *q)
 {
 	size_t woken = 0;
 
 	while (q->sleepers != NULL &&
 	    (q->spread > 0 ? q->weight > q->spread * q->busy : q->count > woken)) {
-		struct xqueue_receiver *r = q->sleepers;
-
-		q->sleepers = r->next;
-		r->asleep = false;
-		r->busy = true;
-		q->busy++;
+		xqueue_rouse(q);
 		woken++;
-		pthread_cond_signal(&r->cond);
 	}
-	if (q->count > 0)
-		pthread_cond_broadcast(&q->cond);
 }
 
 static size_t xqueue_weigh(const struct xqueue *q, const void *item)
@@ -146,20 +148,6 @@ int xqueue_push(struct xqueue *q, const void *item)
 	return xqueue_push_n(q, item, 1) == 1 ? 0 : -1;
 }
 
-/* Under mu: wait for an item (or the close) and take it; 1 or 0. */
-static int xqueue_take(struct xqueue *q, void *out)
-{
-	while (q->count == 0 && !q->closed)
-		pthread_cond_wait(&q->cond, &q->mu);
-	if (q->count == 0)
-		return 0;
-	memcpy(out, q->ring + q->head * q->elem, q->elem);
-	q->head = (q->head + 1) % q->cap;
-	q->count--;
-	q->weight -= xqueue_weigh(q, out);
-	return 1;
-}
-
 /* Under mu: r holds nothing (any more). */
 static void xqueue_idle(struct xqueue *q, struct xqueue_receiver *r)
 {
@@ -169,11 +157,10 @@ static void xqueue_idle(struct xqueue *q, struct xqueue_receiver *r)
 	}
 }
 
-int xqueue_pop_next(struct xqueue *q, void *out, struct xqueue_receiver *r)
+/* Under mu: wait for an item (or the close) and take it; 1 or 0.  r is
+ * busy when it returns 1. */
+static int xqueue_next_locked(struct xqueue *q, void *out, struct xqueue_receiver *r)
 {
-	int rc;
-
-	pthread_mutex_lock(&q->mu);
 	xqueue_idle(q, r);
 	while (q->count == 0 && !q->closed) {
 		/* Woken for an item another receiver took meanwhile: idle again. */
@@ -185,29 +172,47 @@ int xqueue_pop_next(struct xqueue *q, void *out, struct xqueue_receiver *r)
 		while (r->asleep)
 			pthread_cond_wait(&r->cond, &q->mu);
 	}
-	rc = xqueue_take(q, out);
-	if (rc == 1) {
-		if (!r->busy) {
-			q->busy++;
-			r->busy = true;
-		}
-		/* One of many: what is left beyond the busy ones' share needs
-		 * someone else. */
-		xqueue_wake(q);
-	} else {
+	if (q->count == 0) {
 		xqueue_idle(q, r);
+		return 0;
 	}
+	memcpy(out, q->ring + q->head * q->elem, q->elem);
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	q->weight -= xqueue_weigh(q, out);
+	if (!r->busy) {
+		q->busy++;
+		r->busy = true;
+	}
+	/* One of many: what is left beyond the busy ones' share needs
+	 * someone else. */
+	xqueue_wake(q);
+	return 1;
+}
+
+int xqueue_pop_next(struct xqueue *q, void *out, struct xqueue_receiver *r)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	rc = xqueue_next_locked(q, out, r);
 	pthread_mutex_unlock(&q->mu);
 	return rc;
 }
 
 int xqueue_pop_wait(struct xqueue *q, void *out)
 {
+	struct xqueue_receiver r;
 	int rc;
 
+	xqueue_receiver_init(&r);
 	pthread_mutex_lock(&q->mu);
-	rc = xqueue_take(q, out);
+	rc = xqueue_next_locked(q, out, &r);
+	/* Not coming back: what it leaves queued is someone else's. */
+	xqueue_idle(q, &r);
+	xqueue_wake(q);
 	pthread_mutex_unlock(&q->mu);
+	xqueue_receiver_destroy(&r);
 	return rc;
 }
 
@@ -246,14 +251,8 @@ void xqueue_close(struct xqueue *q)
 {
 	pthread_mutex_lock(&q->mu);
 	q->closed = true;
-	while (q->sleepers != NULL) {
-		struct xqueue_receiver *r = q->sleepers;
-
-		q->sleepers = r->next;
-		r->asleep = false;
-		pthread_cond_signal(&r->cond);
-	}
-	pthread_cond_broadcast(&q->cond);
+	while (q->sleepers != NULL)
+		xqueue_rouse(q);
 	xqueue_signal(q);
 	pthread_mutex_unlock(&q->mu);
 }

@@ -190,6 +190,27 @@ static void rig_hold(struct rig *g)
 		nap_ms(1);
 }
 
+/* What is left after the close: pop_wait takes it in order, then says 0,
+ * and counts nobody busy (it does not come back). */
+static void leftovers(void)
+{
+	struct xqueue q;
+	uint64_t in[3] = { 7, 8, 9 }, got = 0, v;
+	int n = 0;
+
+	if (!ok(xqueue_init(&q, "leftovers", sizeof(uint64_t), false) == 0, "leftovers: init"))
+		return;
+	xqueue_push_n(&q, in, 3);
+	xqueue_close(&q);
+	while (xqueue_pop_wait(&q, &v)) {
+		got = got * 10 + v;
+		n++;
+	}
+	ok(n == 3 && got == 789, "leftovers: taken in order after the close, then 0");
+	ok(q.busy == 0, "leftovers: nobody left busy");
+	xqueue_destroy(&q);
+}
+
 /* Two receivers asleep, spread 2: one takes HOLD and keeps it (busy); two
  * more items wake nobody (it will take them), a third wakes the other. */
 static void spread(void)
@@ -347,6 +368,7 @@ int main(void)
 	ok(xqueue_drain(&q, out, 8) == 0 && !readable(&q), "drain after close clears the wake-up");
 	xqueue_destroy(&q);
 	stress();
+	leftovers();
 	spread();
 	spread_weighted();
 	trickle();
